@@ -1,0 +1,285 @@
+//! `relay.toml` < `AGENT_RELAY_<SECTION>_<KEY>` < flags.
+
+use std::path::{Path, PathBuf};
+
+use toml::{Table, Value};
+
+use crate::schema::RelayConfig;
+
+/// A configuration error, naming the key, the source and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid TOML: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration ({origin}): {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// A `section.key=value` override from the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub key: String,
+    pub value: String,
+}
+
+impl std::str::FromStr for Override {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (key, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected section.key=value, got {s:?}"))?;
+        if !key.contains('.') {
+            return Err(format!("expected section.key=value, got {s:?}"));
+        }
+        Ok(Override {
+            key: key.trim().to_string(),
+            value: value.trim().to_string(),
+        })
+    }
+}
+
+/// Loads the configuration for a project: `config_file` (if it exists), then the process
+/// environment, then `overrides`. The result is validated.
+pub fn load(config_file: &Path, overrides: &[Override]) -> Result<RelayConfig, ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    load_from(config_file, &env, overrides)
+}
+
+/// [`load`] with an explicit environment (for tests).
+pub fn load_from(
+    config_file: &Path,
+    env: &[(String, String)],
+    overrides: &[Override],
+) -> Result<RelayConfig, ConfigError> {
+    let defaults = Value::try_from(RelayConfig::default()).map_err(|e| ConfigError::Invalid {
+        origin: "defaults".into(),
+        message: e.to_string(),
+    })?;
+    let Value::Table(mut merged) = defaults else {
+        unreachable_table()
+    };
+    let schema = merged.clone();
+
+    if config_file.exists() {
+        let text = std::fs::read_to_string(config_file).map_err(|source| ConfigError::Read {
+            path: config_file.to_path_buf(),
+            source,
+        })?;
+        let file: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: config_file.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let origin = config_file.display().to_string();
+        for (section, body) in file {
+            let Some(Value::Table(known)) = schema.get(&section) else {
+                return Err(invalid(
+                    &origin,
+                    format!("unknown section [{section}]; known sections: {}", names(&schema)),
+                ));
+            };
+            let Value::Table(body) = body else {
+                return Err(invalid(&origin, format!("{section} must be a [section]")));
+            };
+            for (key, value) in body {
+                if !known.contains_key(&key) {
+                    return Err(invalid(
+                        &origin,
+                        format!("unknown key {section}.{key}; known keys: {}", names(known)),
+                    ));
+                }
+                set(&mut merged, &section, &key, value);
+            }
+        }
+    }
+
+    for (section, body) in &schema {
+        let Value::Table(body) = body else { continue };
+        for (key, default) in body {
+            let var = format!("AGENT_RELAY_{}_{}", section.to_uppercase(), key.to_uppercase());
+            if let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) {
+                let value = parse_like(default, raw)
+                    .map_err(|m| invalid(&format!("environment variable {var}"), m))?;
+                set(&mut merged, section, key, value);
+            }
+        }
+    }
+    apply_compat_env(&mut merged, env)?;
+
+    for o in overrides {
+        let origin = format!("override {}={}", o.key, o.value);
+        let (section, key) = o.key.split_once('.').unwrap_or((o.key.as_str(), ""));
+        let default = schema
+            .get(section)
+            .and_then(|s| s.as_table())
+            .and_then(|t| t.get(key))
+            .ok_or_else(|| invalid(&origin, format!("unknown key {}", o.key)))?;
+        let value = parse_like(default, &o.value).map_err(|m| invalid(&origin, m))?;
+        set(&mut merged, section, key, value);
+    }
+
+    let config: RelayConfig = Value::Table(merged)
+        .try_into()
+        .map_err(|e: toml::de::Error| invalid("merged configuration", e.to_string()))?;
+    config
+        .validate()
+        .map_err(|m| invalid("merged configuration", m))?;
+    Ok(config)
+}
+
+/// Environment variables the original agent-relay read, kept working.
+fn apply_compat_env(merged: &mut Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    let get = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    if let Some(socket) = get("AGENT_RELAY_SOCKET") {
+        set(merged, "daemon", "socket", Value::String(socket));
+    }
+    if let Some(kind) = get("AGENT_RELAY_STORAGE_TYPE") {
+        let backend = match kind.as_str() {
+            "sqlite" | "sqlite-batched" | "batched" => "sqlite",
+            "memory" | "none" => "memory",
+            other => {
+                return Err(invalid(
+                    "environment variable AGENT_RELAY_STORAGE_TYPE",
+                    format!("unsupported storage type {other:?}; use sqlite or memory"),
+                ))
+            }
+        };
+        set(merged, "store", "backend", Value::String(backend.into()));
+    }
+    if let Some(path) = get("AGENT_RELAY_STORAGE_PATH") {
+        set(merged, "store", "path", Value::String(path));
+    }
+    Ok(())
+}
+
+fn parse_like(default: &Value, raw: &str) -> Result<Value, String> {
+    let bad = |what: &str| format!("expected {what}, got {raw:?}");
+    Ok(match default {
+        Value::String(_) => Value::String(raw.to_string()),
+        Value::Integer(_) => Value::Integer(raw.parse().map_err(|_| bad("an integer"))?),
+        Value::Float(_) => Value::Float(raw.parse().map_err(|_| bad("a number"))?),
+        Value::Boolean(_) => Value::Boolean(match raw.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => return Err(bad("true or false")),
+        }),
+        Value::Array(_) => {
+            let wrapped = format!("v = {raw}");
+            let t: Table = wrapped
+                .parse()
+                .map_err(|_| bad("a TOML array such as [1000, 1001]"))?;
+            t.get("v").cloned().ok_or_else(|| bad("an array"))?
+        }
+        _ => return Err(bad("a simple value")),
+    })
+}
+
+fn set(table: &mut Table, section: &str, key: &str, value: Value) {
+    if let Some(Value::Table(s)) = table.get_mut(section) {
+        // Integers given where a float is expected are fine (rate_limit_per_sec = 500).
+        let value = match (s.get(key), value) {
+            (Some(Value::Float(_)), Value::Integer(i)) => Value::Float(i as f64),
+            (_, v) => v,
+        };
+        s.insert(key.to_string(), value);
+    }
+}
+
+fn names(t: &Table) -> String {
+    t.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+fn invalid(origin: &str, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        origin: origin.to_string(),
+        message,
+    }
+}
+
+fn unreachable_table() -> ! {
+    panic!("RelayConfig always serialises to a TOML table")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::StoreBackendKind;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("relay.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = load_from(Path::new("/nonexistent/relay.toml"), &[], &[]).unwrap();
+        assert_eq!(c, RelayConfig::default());
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = write(
+            tmp.path(),
+            "[delivery]\nack_timeout_ms = 1000\nmax_attempts = 3\n[limits]\nrate_limit_per_sec = 50\n",
+        );
+        let env = vec![
+            ("AGENT_RELAY_DELIVERY_MAX_ATTEMPTS".to_string(), "7".to_string()),
+            ("AGENT_RELAY_STORAGE_TYPE".to_string(), "memory".to_string()),
+        ];
+        let flags = vec!["delivery.ack_timeout_ms=2000".parse().unwrap()];
+        let c = load_from(&f, &env, &flags).unwrap();
+        assert_eq!(c.delivery.ack_timeout_ms, 2000);
+        assert_eq!(c.delivery.max_attempts, 7);
+        assert_eq!(c.limits.rate_limit_per_sec, 50.0);
+        assert_eq!(c.store.backend, StoreBackendKind::Memory);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = write(tmp.path(), "[delivery]\nack_timeout = 5\n");
+        let e = load_from(&f, &[], &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown key delivery.ack_timeout"), "{e}");
+        assert!(e.contains("ack_timeout_ms"), "should list known keys: {e}");
+
+        let f = write(tmp.path(), "[nope]\nx = 1\n");
+        let e = load_from(&f, &[], &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown section [nope]"), "{e}");
+
+        let env = vec![("AGENT_RELAY_DELIVERY_MAX_ATTEMPTS".to_string(), "many".to_string())];
+        let e = load_from(Path::new("/none"), &env, &[]).unwrap_err().to_string();
+        assert!(e.contains("AGENT_RELAY_DELIVERY_MAX_ATTEMPTS") && e.contains("integer"), "{e}");
+
+        let f = write(tmp.path(), "[delivery]\nmax_attempts = 0\n");
+        let e = load_from(&f, &[], &[]).unwrap_err().to_string();
+        assert!(e.contains("delivery.max_attempts must be at least 1"), "{e}");
+
+        let f = write(tmp.path(), "[store]\nbackend = \"postgres\"\n");
+        assert!(load_from(&f, &[], &[]).is_err());
+
+        let f = write(tmp.path(), "not toml [");
+        let e = load_from(&f, &[], &[]).unwrap_err().to_string();
+        assert!(e.contains("not valid TOML"), "{e}");
+    }
+
+    #[test]
+    fn array_values_from_env() {
+        let env = vec![("AGENT_RELAY_AUTH_ALLOW_UIDS".to_string(), "[1000, 1001]".to_string())];
+        let c = load_from(Path::new("/none"), &env, &[]).unwrap();
+        assert_eq!(c.auth.allow_uids, vec![1000, 1001]);
+    }
+
+    #[test]
+    fn override_syntax() {
+        assert!("nodot=1".parse::<Override>().is_err());
+        assert!("a.b".parse::<Override>().is_err());
+        let o: Override = "limits.rate_limit_enabled = false".parse().unwrap();
+        assert_eq!(o.key, "limits.rate_limit_enabled");
+    }
+}

@@ -1,0 +1,269 @@
+//! The configuration sections of `relay.toml`. Every field has a default; `docs/CONFIG.md`
+//! documents each one. Keep the two in step.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    pub daemon: DaemonSection,
+    pub auth: AuthSection,
+    pub delivery: DeliverySection,
+    pub limits: LimitsSection,
+    pub store: StoreSection,
+    pub log: LogSection,
+}
+
+/// `[daemon]`: socket, framing and liveness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonSection {
+    /// Socket path; relative paths are relative to the project root. Empty = `.agent-relay/relay.sock`.
+    pub socket: String,
+    pub max_frame_bytes: usize,
+    pub heartbeat_ms: u64,
+    /// A connection with no inbound frame for `heartbeat_ms * heartbeat_timeout_multiplier` is dead.
+    pub heartbeat_timeout_multiplier: u32,
+    pub handshake_timeout_ms: u64,
+    /// Tokio worker threads; 0 = one per core.
+    pub worker_threads: usize,
+    /// Seconds to wait for connections and storage to drain on shutdown.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for DaemonSection {
+    fn default() -> Self {
+        DaemonSection {
+            socket: String::new(),
+            max_frame_bytes: 1024 * 1024,
+            heartbeat_ms: 5000,
+            heartbeat_timeout_multiplier: 6,
+            handshake_timeout_ms: 5000,
+            worker_threads: 0,
+            shutdown_grace_ms: 5000,
+        }
+    }
+}
+
+/// `[auth]`: who may connect. By default only the daemon's own uid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// Extra uids allowed to connect (the daemon's own uid always is).
+    pub allow_uids: Vec<u32>,
+    /// Extra gids allowed to connect.
+    pub allow_gids: Vec<u32>,
+    /// Teams: a peer matching a team's uids/gids may only use names with its prefix.
+    pub teams: Vec<TeamConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TeamConfig {
+    pub name: String,
+    pub uids: Vec<u32>,
+    pub gids: Vec<u32>,
+    pub agent_prefix: String,
+    pub allow_any_name: bool,
+}
+
+/// `[delivery]`: acknowledgement, redelivery and sync waits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySection {
+    /// First redelivery after this long without an ACK.
+    pub ack_timeout_ms: u64,
+    /// Deliveries attempted before a message is dead (`max_retries_exceeded`).
+    pub max_attempts: u32,
+    pub backoff_multiplier: f64,
+    pub max_backoff_ms: u64,
+    /// Default time-to-live of a message when the SEND has no `payload_meta.ttl_ms`; 0 = none.
+    pub default_ttl_ms: u64,
+    /// Timeout of a sync (`[await]`) SEND without `timeoutMs`.
+    pub sync_timeout_ms: u64,
+    /// SEND ids remembered per sender to make retried SENDs idempotent.
+    pub dedupe_window: usize,
+}
+
+impl Default for DeliverySection {
+    fn default() -> Self {
+        DeliverySection {
+            ack_timeout_ms: 5000,
+            max_attempts: 5,
+            backoff_multiplier: 2.0,
+            max_backoff_ms: 60_000,
+            default_ttl_ms: 0,
+            sync_timeout_ms: 30_000,
+            dedupe_window: 10_000,
+        }
+    }
+}
+
+/// `[limits]`: rate limiting and memory bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    pub rate_limit_enabled: bool,
+    pub rate_limit_per_sec: f64,
+    pub rate_limit_burst: f64,
+    /// Frames queued for one connection's socket before senders to it get BUSY.
+    pub outbound_queue_frames: usize,
+    /// Unacknowledged deliveries kept in memory per recipient; beyond it SENDs are refused (NACK BUSY).
+    pub max_pending_per_agent: usize,
+    pub max_connections: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            rate_limit_enabled: true,
+            rate_limit_per_sec: 500.0,
+            rate_limit_burst: 1000.0,
+            outbound_queue_frames: 8192,
+            max_pending_per_agent: 100_000,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackendKind {
+    #[default]
+    Sqlite,
+    Memory,
+}
+
+/// `[store]`: where messages, sessions, channels and the agent registry live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    pub backend: StoreBackendKind,
+    /// SQLite file; relative to the project root. Empty = `.agent-relay/messages.sqlite`.
+    pub path: String,
+    /// Acknowledged messages older than this are deleted; 0 = keep forever.
+    pub retention_days: u64,
+    pub memory_max_messages: usize,
+    /// Writes queued for the storage thread before senders get BUSY.
+    pub queue_capacity: usize,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            backend: StoreBackendKind::Sqlite,
+            path: String::new(),
+            retention_days: 7,
+            memory_max_messages: 100_000,
+            queue_capacity: 65_536,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// A tracing filter (`info`, `relay_daemon=debug`); `AGENT_RELAY_LOG` / `RUST_LOG` win.
+    pub level: String,
+    pub json: bool,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+            json: false,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Checks ranges and combinations; the error names the key and what to do.
+    pub fn validate(&self) -> Result<(), String> {
+        let d = &self.daemon;
+        check(
+            d.max_frame_bytes >= 1024 && d.max_frame_bytes <= 16 * 1024 * 1024,
+            "daemon.max_frame_bytes must be between 1024 and 16777216",
+        )?;
+        check(d.heartbeat_ms >= 100, "daemon.heartbeat_ms must be at least 100")?;
+        check(
+            d.heartbeat_timeout_multiplier >= 2,
+            "daemon.heartbeat_timeout_multiplier must be at least 2",
+        )?;
+        check(
+            d.handshake_timeout_ms >= 100,
+            "daemon.handshake_timeout_ms must be at least 100",
+        )?;
+        let r = &self.delivery;
+        check(r.ack_timeout_ms >= 10, "delivery.ack_timeout_ms must be at least 10")?;
+        check(r.max_attempts >= 1, "delivery.max_attempts must be at least 1")?;
+        check(
+            r.backoff_multiplier >= 1.0 && r.backoff_multiplier.is_finite(),
+            "delivery.backoff_multiplier must be a number >= 1.0",
+        )?;
+        check(
+            r.max_backoff_ms >= r.ack_timeout_ms,
+            "delivery.max_backoff_ms must be >= delivery.ack_timeout_ms",
+        )?;
+        check(r.sync_timeout_ms >= 1, "delivery.sync_timeout_ms must be at least 1")?;
+        check(r.dedupe_window >= 1, "delivery.dedupe_window must be at least 1")?;
+        let l = &self.limits;
+        if l.rate_limit_enabled {
+            check(
+                l.rate_limit_per_sec > 0.0 && l.rate_limit_per_sec.is_finite(),
+                "limits.rate_limit_per_sec must be > 0 (or set limits.rate_limit_enabled = false)",
+            )?;
+            check(
+                l.rate_limit_burst >= 1.0 && l.rate_limit_burst.is_finite(),
+                "limits.rate_limit_burst must be >= 1",
+            )?;
+        }
+        check(
+            l.outbound_queue_frames >= 16,
+            "limits.outbound_queue_frames must be at least 16",
+        )?;
+        check(
+            l.max_pending_per_agent >= 16,
+            "limits.max_pending_per_agent must be at least 16",
+        )?;
+        check(l.max_connections >= 1, "limits.max_connections must be at least 1")?;
+        let s = &self.store;
+        check(
+            s.memory_max_messages >= 100,
+            "store.memory_max_messages must be at least 100",
+        )?;
+        check(s.queue_capacity >= 64, "store.queue_capacity must be at least 64")?;
+        Ok(())
+    }
+
+    /// The socket path, resolved against the project.
+    pub fn socket_path(&self, paths: &crate::ProjectPaths) -> PathBuf {
+        if self.daemon.socket.is_empty() {
+            paths.default_socket.clone()
+        } else {
+            paths.resolve(std::path::Path::new(&self.daemon.socket))
+        }
+    }
+
+    /// The SQLite path, resolved against the project.
+    pub fn database_path(&self, paths: &crate::ProjectPaths) -> PathBuf {
+        if self.store.path.is_empty() {
+            paths.default_database.clone()
+        } else {
+            paths.resolve(std::path::Path::new(&self.store.path))
+        }
+    }
+}
+
+fn check(ok: bool, msg: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(msg.to_string())
+    }
+}

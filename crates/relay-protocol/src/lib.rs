@@ -1,0 +1,28 @@
+//! The agent-relay wire protocol, version 1, as typed Rust values.
+//!
+//! Everything that crosses the daemon's Unix socket is defined here, with no I/O:
+//!
+//! - [`Envelope`]: the JSON object every frame carries (`v`, `type`, `id`, `ts`, `from`, `to`,
+//!   `topic`, `payload`, `payload_meta`, `delivery`, `_sig`). The payload is kept as raw JSON so
+//!   it can be forwarded byte-for-byte; [`Envelope::payload_as`] turns it into one of the typed
+//!   payloads in [`payloads`].
+//! - [`MessageType`]: every type of `@agent-relay/protocol@2.1.14` plus the ones this project
+//!   adds (see `docs/PROTOCOL.md`); an unrecognised type is kept as [`MessageType::Unknown`] so
+//!   the daemon can answer it instead of ignoring it.
+//! - [`FrameCodec`]: the 4-byte big-endian length prefix + UTF-8 JSON framing with a size limit
+//!   (1 MiB by default), for `tokio_util::codec`.
+//! - [`ids`]: message/session ids and agent-name validation.
+//!
+//! Optional fields are omitted on the wire, never sent as `null`; unknown fields inside
+//! `payload.data` and `payload_meta` are preserved.
+
+mod codec;
+mod envelope;
+pub mod ids;
+mod message_type;
+pub mod payloads;
+
+pub use codec::{encode_frame, FrameCodec, FrameError, DEFAULT_MAX_FRAME_BYTES};
+pub use envelope::{empty_object, now_ms, to_raw, Envelope, EnvelopeError, PROTOCOL_VERSION};
+pub use message_type::MessageType;
+pub use payloads::*;
