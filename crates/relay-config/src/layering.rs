@@ -70,16 +70,21 @@ pub fn load_from(
             path: config_file.to_path_buf(),
             source,
         })?;
-        let file: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
-            path: config_file.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let file: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: config_file.to_path_buf(),
+                message: e.to_string(),
+            })?;
         let origin = config_file.display().to_string();
         for (section, body) in file {
             let Some(Value::Table(known)) = schema.get(&section) else {
                 return Err(invalid(
                     &origin,
-                    format!("unknown section [{section}]; known sections: {}", names(&schema)),
+                    format!(
+                        "unknown section [{section}]; known sections: {}",
+                        names(&schema)
+                    ),
                 ));
             };
             let Value::Table(body) = body else {
@@ -100,7 +105,11 @@ pub fn load_from(
     for (section, body) in &schema {
         let Value::Table(body) = body else { continue };
         for (key, default) in body {
-            let var = format!("AGENT_RELAY_{}_{}", section.to_uppercase(), key.to_uppercase());
+            let var = format!(
+                "AGENT_RELAY_{}_{}",
+                section.to_uppercase(),
+                key.to_uppercase()
+            );
             if let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) {
                 let value = parse_like(default, raw)
                     .map_err(|m| invalid(&format!("environment variable {var}"), m))?;
@@ -229,7 +238,10 @@ mod tests {
             "[delivery]\nack_timeout_ms = 1000\nmax_attempts = 3\n[limits]\nrate_limit_per_sec = 50\n",
         );
         let env = vec![
-            ("AGENT_RELAY_DELIVERY_MAX_ATTEMPTS".to_string(), "7".to_string()),
+            (
+                "AGENT_RELAY_DELIVERY_MAX_ATTEMPTS".to_string(),
+                "7".to_string(),
+            ),
             ("AGENT_RELAY_STORAGE_TYPE".to_string(), "memory".to_string()),
         ];
         let flags = vec!["delivery.ack_timeout_ms=2000".parse().unwrap()];
@@ -252,13 +264,24 @@ mod tests {
         let e = load_from(&f, &[], &[]).unwrap_err().to_string();
         assert!(e.contains("unknown section [nope]"), "{e}");
 
-        let env = vec![("AGENT_RELAY_DELIVERY_MAX_ATTEMPTS".to_string(), "many".to_string())];
-        let e = load_from(Path::new("/none"), &env, &[]).unwrap_err().to_string();
-        assert!(e.contains("AGENT_RELAY_DELIVERY_MAX_ATTEMPTS") && e.contains("integer"), "{e}");
+        let env = vec![(
+            "AGENT_RELAY_DELIVERY_MAX_ATTEMPTS".to_string(),
+            "many".to_string(),
+        )];
+        let e = load_from(Path::new("/none"), &env, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("AGENT_RELAY_DELIVERY_MAX_ATTEMPTS") && e.contains("integer"),
+            "{e}"
+        );
 
         let f = write(tmp.path(), "[delivery]\nmax_attempts = 0\n");
         let e = load_from(&f, &[], &[]).unwrap_err().to_string();
-        assert!(e.contains("delivery.max_attempts must be at least 1"), "{e}");
+        assert!(
+            e.contains("delivery.max_attempts must be at least 1"),
+            "{e}"
+        );
 
         let f = write(tmp.path(), "[store]\nbackend = \"postgres\"\n");
         assert!(load_from(&f, &[], &[]).is_err());
@@ -270,7 +293,10 @@ mod tests {
 
     #[test]
     fn array_values_from_env() {
-        let env = vec![("AGENT_RELAY_AUTH_ALLOW_UIDS".to_string(), "[1000, 1001]".to_string())];
+        let env = vec![(
+            "AGENT_RELAY_AUTH_ALLOW_UIDS".to_string(),
+            "[1000, 1001]".to_string(),
+        )];
         let c = load_from(Path::new("/none"), &env, &[]).unwrap();
         assert_eq!(c.auth.allow_uids, vec![1000, 1001]);
     }

@@ -84,7 +84,10 @@ impl ProjectPaths {
 /// inside a git checkout adds it to `.git/info/exclude` so state never gets committed.
 pub fn ensure_relay_dir(dir: &Path) -> io::Result<()> {
     let created = !dir.exists();
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
     if created {
         if let Some(root) = dir.parent() {
@@ -107,7 +110,10 @@ fn exclude_from_git(root: &Path, dir: &Path) -> io::Result<()> {
     fs::create_dir_all(&info)?;
     let exclude = info.join("exclude");
     let current = fs::read_to_string(&exclude).unwrap_or_default();
-    if current.lines().any(|l| l.trim() == entry || l.trim() == name) {
+    if current
+        .lines()
+        .any(|l| l.trim() == entry || l.trim() == name)
+    {
         return Ok(());
     }
     let mut f = fs::OpenOptions::new()

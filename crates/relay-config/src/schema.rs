@@ -190,7 +190,10 @@ impl RelayConfig {
             d.max_frame_bytes >= 1024 && d.max_frame_bytes <= 16 * 1024 * 1024,
             "daemon.max_frame_bytes must be between 1024 and 16777216",
         )?;
-        check(d.heartbeat_ms >= 100, "daemon.heartbeat_ms must be at least 100")?;
+        check(
+            d.heartbeat_ms >= 100,
+            "daemon.heartbeat_ms must be at least 100",
+        )?;
         check(
             d.heartbeat_timeout_multiplier >= 2,
             "daemon.heartbeat_timeout_multiplier must be at least 2",
@@ -200,8 +203,14 @@ impl RelayConfig {
             "daemon.handshake_timeout_ms must be at least 100",
         )?;
         let r = &self.delivery;
-        check(r.ack_timeout_ms >= 10, "delivery.ack_timeout_ms must be at least 10")?;
-        check(r.max_attempts >= 1, "delivery.max_attempts must be at least 1")?;
+        check(
+            r.ack_timeout_ms >= 10,
+            "delivery.ack_timeout_ms must be at least 10",
+        )?;
+        check(
+            r.max_attempts >= 1,
+            "delivery.max_attempts must be at least 1",
+        )?;
         check(
             r.backoff_multiplier >= 1.0 && r.backoff_multiplier.is_finite(),
             "delivery.backoff_multiplier must be a number >= 1.0",
@@ -210,8 +219,14 @@ impl RelayConfig {
             r.max_backoff_ms >= r.ack_timeout_ms,
             "delivery.max_backoff_ms must be >= delivery.ack_timeout_ms",
         )?;
-        check(r.sync_timeout_ms >= 1, "delivery.sync_timeout_ms must be at least 1")?;
-        check(r.dedupe_window >= 1, "delivery.dedupe_window must be at least 1")?;
+        check(
+            r.sync_timeout_ms >= 1,
+            "delivery.sync_timeout_ms must be at least 1",
+        )?;
+        check(
+            r.dedupe_window >= 1,
+            "delivery.dedupe_window must be at least 1",
+        )?;
         let l = &self.limits;
         if l.rate_limit_enabled {
             check(
@@ -231,13 +246,19 @@ impl RelayConfig {
             l.max_pending_per_agent >= 16,
             "limits.max_pending_per_agent must be at least 16",
         )?;
-        check(l.max_connections >= 1, "limits.max_connections must be at least 1")?;
+        check(
+            l.max_connections >= 1,
+            "limits.max_connections must be at least 1",
+        )?;
         let s = &self.store;
         check(
             s.memory_max_messages >= 100,
             "store.memory_max_messages must be at least 100",
         )?;
-        check(s.queue_capacity >= 64, "store.queue_capacity must be at least 64")?;
+        check(
+            s.queue_capacity >= 64,
+            "store.queue_capacity must be at least 64",
+        )?;
         Ok(())
     }
 

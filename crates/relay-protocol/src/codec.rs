@@ -174,7 +174,9 @@ mod tests {
     fn oversized_length_is_rejected_before_reading_the_body() {
         let mut buf = BytesMut::from(&(DEFAULT_MAX_FRAME_BYTES as u32 + 1).to_be_bytes()[..]);
         let err = FrameCodec::default().decode(&mut buf).unwrap_err();
-        assert!(matches!(err, FrameError::TooLarge { len, .. } if len == DEFAULT_MAX_FRAME_BYTES + 1));
+        assert!(
+            matches!(err, FrameError::TooLarge { len, .. } if len == DEFAULT_MAX_FRAME_BYTES + 1)
+        );
         assert!(err.to_string().contains("exceeds"));
     }
 
@@ -190,12 +192,21 @@ mod tests {
         let f = frame(b"{\"a\":1}");
         let mut buf = BytesMut::from(&f[..6]);
         let err = FrameCodec::default().decode_eof(&mut buf).unwrap_err();
-        assert!(matches!(err, FrameError::Truncated { expected: 11, got: 6 }));
+        assert!(matches!(
+            err,
+            FrameError::Truncated {
+                expected: 11,
+                got: 6
+            }
+        ));
     }
 
     #[test]
     fn encoding_refuses_oversized_envelopes() {
-        let env = Envelope::new(MessageType::Log, &serde_json::json!({"data": "x".repeat(100)}));
+        let env = Envelope::new(
+            MessageType::Log,
+            &serde_json::json!({"data": "x".repeat(100)}),
+        );
         assert!(matches!(
             encode_frame(&env, 50),
             Err(FrameError::TooLarge { max: 50, .. })

@@ -205,7 +205,10 @@ mod tests {
         assert_eq!(meta.reply_to.as_deref(), Some("c1"));
         let back = String::from_utf8(env.to_json()).unwrap();
         assert!(back.contains(r#""custom":"keep""#), "{back}");
-        assert!(!back.contains("null"), "optional fields must be omitted: {back}");
+        assert!(
+            !back.contains("null"),
+            "optional fields must be omitted: {back}"
+        );
     }
 
     #[test]

@@ -65,8 +65,13 @@ mod tests {
         assert_eq!(ids.len(), 10_000);
         let prefixes: std::collections::HashSet<String> =
             ids.iter().map(|i| i[..8].to_string()).collect();
-        assert!(prefixes.len() > 9_980, "8-char prefixes should rarely collide");
-        assert!(ids.iter().all(|i| i.len() == 24 && i.chars().all(|c| c.is_ascii_hexdigit())));
+        assert!(
+            prefixes.len() > 9_980,
+            "8-char prefixes should rarely collide"
+        );
+        assert!(ids
+            .iter()
+            .all(|i| i.len() == 24 && i.chars().all(|c| c.is_ascii_hexdigit())));
     }
 
     #[test]
@@ -74,11 +79,26 @@ mod tests {
         assert!(validate_agent_name("Alice").is_ok());
         assert!(validate_agent_name("worker-1.test_x").is_ok());
         assert_eq!(validate_agent_name(""), Err(NameError::Empty));
-        assert!(matches!(validate_agent_name(&"a".repeat(65)), Err(NameError::TooLong(65))));
+        assert!(matches!(
+            validate_agent_name(&"a".repeat(65)),
+            Err(NameError::TooLong(65))
+        ));
         assert!(validate_agent_name(&"a".repeat(64)).is_ok());
-        assert!(matches!(validate_agent_name("a b"), Err(NameError::BadChar { bad: ' ', .. })));
-        assert!(matches!(validate_agent_name("proj:agent"), Err(NameError::BadChar { bad: ':', .. })));
-        assert!(matches!(validate_agent_name("_consensus"), Err(NameError::Reserved(_))));
-        assert!(matches!(validate_agent_name("Ålice"), Err(NameError::BadChar { .. })));
+        assert!(matches!(
+            validate_agent_name("a b"),
+            Err(NameError::BadChar { bad: ' ', .. })
+        ));
+        assert!(matches!(
+            validate_agent_name("proj:agent"),
+            Err(NameError::BadChar { bad: ':', .. })
+        ));
+        assert!(matches!(
+            validate_agent_name("_consensus"),
+            Err(NameError::Reserved(_))
+        ));
+        assert!(matches!(
+            validate_agent_name("Ålice"),
+            Err(NameError::BadChar { .. })
+        ));
     }
 }

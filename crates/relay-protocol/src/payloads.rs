@@ -180,7 +180,11 @@ pub struct AckPayload {
     pub ack_id: String,
     #[serde(default)]
     pub seq: u64,
-    #[serde(rename = "cumulative_seq", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "cumulative_seq",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cumulative_seq: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sack: Option<Vec<u64>>,
@@ -264,6 +268,25 @@ pub struct ErrorPayload {
     pub code: ErrorCode,
     pub message: String,
     pub fatal: bool,
+    /// Extension: the id of the request envelope this error answers (a SEND, a query…).
+    #[serde(rename = "replyTo", default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+impl ErrorPayload {
+    pub fn new(code: ErrorCode, message: impl Into<String>, fatal: bool) -> Self {
+        ErrorPayload {
+            code,
+            message: message.into(),
+            fatal,
+            reply_to: None,
+        }
+    }
+
+    pub fn replying_to(mut self, id: impl Into<String>) -> Self {
+        self.reply_to = Some(id.into());
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -857,7 +880,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(json, r#"{"seq":3,"session_id":"s"}"#);
-        let json = serde_json::to_string(&NackPayload::new("m1", NackCode::Invalid, "unknown recipient")).unwrap();
+        let json = serde_json::to_string(&NackPayload::new(
+            "m1",
+            NackCode::Invalid,
+            "unknown recipient",
+        ))
+        .unwrap();
         assert_eq!(
             json,
             r#"{"ack_id":"m1","code":"INVALID","reason":"invalid","message":"unknown recipient"}"#

@@ -1,0 +1,64 @@
+//! The failure hook: every message the daemon gives up on passes through a [`FailureSink`].
+//!
+//! The core sink logs and counts; the dead letter queue plugs in here.
+
+use relay_store::StoredMessage;
+
+/// Why a message could not be delivered (the dead letter queue's reason codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    MaxRetriesExceeded,
+    TtlExpired,
+    ConnectionLost,
+    TargetNotFound,
+    RateLimited,
+    SignatureInvalid,
+    PayloadTooLarge,
+    Unknown,
+}
+
+impl FailureReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailureReason::MaxRetriesExceeded => "max_retries_exceeded",
+            FailureReason::TtlExpired => "ttl_expired",
+            FailureReason::ConnectionLost => "connection_lost",
+            FailureReason::TargetNotFound => "target_not_found",
+            FailureReason::RateLimited => "rate_limited",
+            FailureReason::SignatureInvalid => "signature_invalid",
+            FailureReason::PayloadTooLarge => "payload_too_large",
+            FailureReason::Unknown => "unknown",
+        }
+    }
+}
+
+/// A message the daemon gave up on, with everything needed to replay it exactly.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub reason: FailureReason,
+    pub message: StoredMessage,
+    pub error: String,
+}
+
+/// Receives every undeliverable message. Called on the router task: implementations must not
+/// block (hand work to another thread or task).
+pub trait FailureSink: Send + 'static {
+    fn dead_letter(&mut self, letter: DeadLetter);
+}
+
+/// The default sink: a warning in the log per message. Counting happens in the router.
+#[derive(Debug, Default)]
+pub struct LogFailures;
+
+impl FailureSink for LogFailures {
+    fn dead_letter(&mut self, letter: DeadLetter) {
+        tracing::warn!(
+            reason = letter.reason.as_str(),
+            id = %letter.message.id,
+            from = %letter.message.from,
+            to = %letter.message.to,
+            "message not delivered: {}",
+            letter.error
+        );
+    }
+}

@@ -1,0 +1,662 @@
+//! SEND routing: direct, broadcast, topic, `@users`, `#channel`, offline queue, shadows, sync
+//! waits, idempotent ids, rate limiting and backpressure.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use relay_protocol::{
+    encode_frame, BusyPayload, DeliveryInfo, EntityType, Envelope, ErrorCode, MessageType,
+    NackCode, NackPayload, SendPayload, ShadowBindPayload, ShadowUnbindPayload,
+};
+use relay_store::{MessageStatus, StoredMessage, WriteOp};
+use tokio_util::time::{delay_queue, DelayQueue};
+
+use super::delivery::{stored_from_deliver, ttl_of};
+use super::{Pushed, Router};
+use crate::failure::FailureReason;
+
+#[derive(Debug, Clone)]
+pub(crate) struct ShadowBinding {
+    pub shadow: String,
+    pub incoming: bool,
+    pub outgoing: bool,
+}
+
+/// SEND ids recently seen from one sender (bounded).
+#[derive(Debug, Default)]
+pub(crate) struct RecentIds {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl RecentIds {
+    /// Records `id`; false if it was already there.
+    pub(crate) fn insert(&mut self, id: &str, cap: usize) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() >= cap {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.set.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        true
+    }
+}
+
+/// Blocking SENDs waiting for a correlated ACK.
+#[derive(Default)]
+pub(crate) struct SyncWaits {
+    waits: HashMap<String, SyncWait>,
+    timers: DelayQueue<String>,
+}
+
+struct SyncWait {
+    sender_conn: u64,
+    send_id: String,
+    timeout_ms: u64,
+    timer: delay_queue::Key,
+}
+
+impl SyncWaits {
+    pub async fn next_expired(&mut self) -> Option<String> {
+        self.timers.next().await.map(|e| e.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.waits.len()
+    }
+
+    pub fn forget_sender(&mut self, conn_id: u64) {
+        let ids: Vec<String> = self
+            .waits
+            .iter()
+            .filter(|(_, w)| w.sender_conn == conn_id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in ids {
+            if let Some(w) = self.waits.remove(&id) {
+                self.timers.try_remove(&w.timer);
+            }
+        }
+    }
+}
+
+/// Who a SEND goes to.
+enum Target {
+    Direct(String),
+    Broadcast,
+    Users,
+}
+
+impl Router {
+    pub(crate) fn on_send(&mut self, conn_id: u64, env: Envelope) {
+        let Some(sender) = self.conn_name(conn_id).map(str::to_string) else {
+            return;
+        };
+        let payload: SendPayload = match env.payload_as() {
+            Ok(p) => p,
+            Err(e) => {
+                return self.reply_error(
+                    conn_id,
+                    ErrorCode::BadRequest,
+                    format!("invalid SEND payload: {e}; expected {{kind, body, data?, thread?}}"),
+                    &env.id,
+                )
+            }
+        };
+        let to = env.to.clone().unwrap_or_default();
+        if to.is_empty() {
+            return self.nack(
+                conn_id,
+                &env.id,
+                NackCode::Invalid,
+                "SEND needs a `to` (an agent name, *, @users or #channel)".into(),
+            );
+        }
+        let window = self.shared.config.delivery.dedupe_window;
+        if !self
+            .dedupe
+            .entry(sender.clone())
+            .or_default()
+            .insert(&env.id, window)
+        {
+            self.counters.duplicate_sends += 1;
+            return;
+        }
+        let sync = env
+            .payload_meta
+            .as_ref()
+            .and_then(|m| m.sync.clone())
+            .filter(|s| s.blocking);
+        if let Some(s) = &sync {
+            if s.correlation_id.is_empty() {
+                return self.reply_error(
+                    conn_id,
+                    ErrorCode::BadRequest,
+                    "Missing sync correlationId for blocking SEND; the message was not routed"
+                        .into(),
+                    &env.id,
+                );
+            }
+            if self.syncs.waits.contains_key(&s.correlation_id) {
+                return self.reply_error(
+                    conn_id,
+                    ErrorCode::BadRequest,
+                    format!(
+                        "Duplicate correlationId: {}; the message was not routed",
+                        s.correlation_id
+                    ),
+                    &env.id,
+                );
+            }
+        }
+        if let Err(wait) = self.take_token(&sender) {
+            self.counters.rate_limited += 1;
+            let l = &self.shared.config.limits;
+            let msg = format!(
+                "rate limit exceeded ({} msgs/s, burst {}); retry after {} ms",
+                l.rate_limit_per_sec,
+                l.rate_limit_burst,
+                wait.as_millis()
+            );
+            self.nack(conn_id, &env.id, NackCode::Busy, msg.clone());
+            self.busy(conn_id, wait.as_millis() as u64 + 1, 0);
+            let letter = self.letter_from_send(&sender, &to, &env, &payload);
+            return self.dead_letter(FailureReason::RateLimited, letter, msg);
+        }
+
+        if to.starts_with('#') {
+            return self.route_to_channel(conn_id, &sender, &to, &env, &payload);
+        }
+        let target = match to.as_str() {
+            "*" => Target::Broadcast,
+            "@users" => Target::Users,
+            "_consensus" => {
+                let msg = "consensus is not enabled on this daemon; the message was not routed"
+                    .to_string();
+                return self.nack(conn_id, &env.id, NackCode::Invalid, msg);
+            }
+            name => Target::Direct(name.to_string()),
+        };
+
+        let routed = match target {
+            Target::Direct(name) => self.route_direct(conn_id, &sender, &name, &env, &payload),
+            Target::Broadcast => {
+                let recipients: Vec<u64> = match env.topic.as_deref() {
+                    Some(topic) => {
+                        let subs = self.subscriptions.get(topic);
+                        self.conns
+                            .values()
+                            .filter(|c| {
+                                c.name != sender && subs.is_some_and(|s| s.contains(&c.name))
+                            })
+                            .map(|c| c.id)
+                            .collect()
+                    }
+                    None => self
+                        .conns
+                        .values()
+                        .filter(|c| c.name != sender)
+                        .map(|c| c.id)
+                        .collect(),
+                };
+                self.fan_out(conn_id, &sender, "*", recipients, &env)
+            }
+            Target::Users => {
+                let recipients: Vec<u64> = self
+                    .conns
+                    .values()
+                    .filter(|c| c.name != sender && c.entity == EntityType::User)
+                    .map(|c| c.id)
+                    .collect();
+                self.fan_out(conn_id, &sender, "@users", recipients, &env)
+            }
+        };
+        if routed == 0 {
+            return;
+        }
+        self.touch_registry(&sender, 1, 0);
+        self.shadow_copies(&sender, &to, &env);
+        self.notify_watchers(&sender, &to, &env, &payload);
+        if let Some(s) = sync {
+            let timeout_ms = s
+                .timeout_ms
+                .unwrap_or(self.shared.config.delivery.sync_timeout_ms)
+                .max(1);
+            let timer = self
+                .syncs
+                .timers
+                .insert(s.correlation_id.clone(), Duration::from_millis(timeout_ms));
+            self.syncs.waits.insert(
+                s.correlation_id,
+                SyncWait {
+                    sender_conn: conn_id,
+                    send_id: env.id.clone(),
+                    timeout_ms,
+                    timer,
+                },
+            );
+        }
+    }
+
+    /// Returns the number of recipients the message was accepted for (0 = refused, already answered).
+    fn route_direct(
+        &mut self,
+        conn_id: u64,
+        sender: &str,
+        name: &str,
+        env: &Envelope,
+        payload: &SendPayload,
+    ) -> usize {
+        if let Some(rcpt) = self.by_name.get(name).copied() {
+            return self.fan_out(conn_id, sender, name, vec![rcpt], env);
+        }
+        if !self.registry.contains_key(name) {
+            self.counters.unknown_recipient += 1;
+            let msg =
+                format!("unknown recipient {name:?}: no agent of that name has ever connected");
+            self.nack(conn_id, &env.id, NackCode::Invalid, msg.clone());
+            let letter = self.letter_from_send(sender, name, env, payload);
+            self.dead_letter(FailureReason::TargetNotFound, letter, msg);
+            return 0;
+        }
+        // Known but offline: persist; it is delivered, in order, when the agent connects.
+        let mut row = self.letter_from_send(sender, name, env, payload);
+        row.id = relay_protocol::ids::new_id();
+        row.status = MessageStatus::Unread;
+        if !self.store_write(WriteOp::InsertMessage(row)) {
+            self.nack(
+                conn_id,
+                &env.id,
+                NackCode::Busy,
+                "storage is overloaded; retry shortly".into(),
+            );
+            self.busy(conn_id, 100, self.shared.store.metrics().queue_depth as u64);
+            return 0;
+        }
+        self.counters.queued_offline += 1;
+        1
+    }
+
+    /// Delivers one SEND to connected recipients. Returns how many accepted it.
+    fn fan_out(
+        &mut self,
+        conn_id: u64,
+        sender: &str,
+        to: &str,
+        recipients: Vec<u64>,
+        env: &Envelope,
+    ) -> usize {
+        if recipients.is_empty() && to != "*" && to != "@users" {
+            return 0;
+        }
+        let max_frame = self.shared.config.daemon.max_frame_bytes;
+        let max_pending = self.shared.config.limits.max_pending_per_agent;
+        let ttl = ttl_of(
+            env.payload_meta
+                .as_ref()
+                .and_then(|m| serde_json::to_value(m).ok())
+                .as_ref(),
+            self.shared.config.delivery.default_ttl_ms,
+        );
+        let expires_at = ttl.map(|t| tokio::time::Instant::now() + Duration::from_millis(t));
+        let original_to = (to == "*" || to == "@users").then(|| to.to_string());
+        let mut accepted = 0usize;
+        let mut congested_depth = None;
+        let now = relay_protocol::now_ms();
+        for rcpt in recipients {
+            let Some(conn) = self.conns.get_mut(&rcpt) else {
+                continue;
+            };
+            let rname = conn.name.clone();
+            if self.tracker.count_for(&rname) >= max_pending {
+                self.counters.backpressure_refusals += 1;
+                let msg = format!("recipient {rname} has {max_pending} unacknowledged messages; not delivered to it, retry later");
+                self.nack(conn_id, &env.id, NackCode::Busy, msg);
+                self.busy(conn_id, 200, max_pending as u64);
+                continue;
+            }
+            let Some(conn) = self.conns.get_mut(&rcpt) else {
+                continue;
+            };
+            let seq = conn.next_seq(env.topic.as_deref(), sender);
+            let mut deliver = Envelope::with_raw_payload(MessageType::Deliver, env.payload.clone())
+                .from(sender)
+                .to(rname.clone());
+            deliver.ts = now;
+            deliver.topic = env.topic.clone();
+            deliver.payload_meta = env.payload_meta.clone();
+            deliver.sig = env.sig.clone();
+            deliver.delivery = Some(DeliveryInfo {
+                seq,
+                session_id: conn.session_id.clone(),
+                original_to: original_to.clone(),
+            });
+            let frame = match encode_frame(&deliver, max_frame) {
+                Ok(f) => f,
+                Err(e) => {
+                    let msg = format!("payload too large: {e}");
+                    self.nack(conn_id, &env.id, NackCode::Invalid, msg.clone());
+                    self.dead_letter(
+                        FailureReason::PayloadTooLarge,
+                        stored_from_deliver(&deliver, MessageStatus::Failed),
+                        msg,
+                    );
+                    continue;
+                }
+            };
+            let mut row = stored_from_deliver(&deliver, MessageStatus::Read);
+            row.source_id = Some(env.id.clone());
+            if !self.store_write(WriteOp::InsertMessage(row)) {
+                self.nack(
+                    conn_id,
+                    &env.id,
+                    NackCode::Busy,
+                    format!("storage is overloaded; not delivered to {rname}, retry shortly"),
+                );
+                self.busy(conn_id, 100, self.shared.store.metrics().queue_depth as u64);
+                continue;
+            }
+            accepted += 1;
+            if self.send_delivery(rcpt, deliver.id.clone(), frame, expires_at, true)
+                == Pushed::Congested
+            {
+                let depth = self.conns.get(&rcpt).map(|c| c.overflow.len()).unwrap_or(0);
+                congested_depth = Some(congested_depth.unwrap_or(0).max(depth));
+            }
+        }
+        if let Some(depth) = congested_depth {
+            self.busy(conn_id, 50, depth as u64);
+        }
+        if accepted == 0 && (to == "*" || to == "@users") {
+            // A broadcast that reached nobody is still accepted (there was nobody to reach),
+            // but a blocking one could never be answered: say so now rather than at the timeout.
+            let blocking = env
+                .payload_meta
+                .as_ref()
+                .and_then(|m| m.sync.as_ref())
+                .is_some_and(|s| s.blocking);
+            if blocking {
+                self.nack(
+                    conn_id,
+                    &env.id,
+                    NackCode::Invalid,
+                    format!("no recipients for {to}; nobody can answer this blocking SEND"),
+                );
+            }
+            return usize::from(!blocking);
+        }
+        accepted
+    }
+
+    fn shadow_copies(&mut self, sender: &str, to: &str, env: &Envelope) {
+        if self.shadows.is_empty() {
+            return;
+        }
+        let mut copies: Vec<(String, &'static str, String)> = Vec::new();
+        if let Some(binds) = self.shadows.get(sender) {
+            copies.extend(
+                binds
+                    .iter()
+                    .filter(|b| b.outgoing && b.shadow != sender)
+                    .map(|b| (b.shadow.clone(), "outgoing", sender.to_string())),
+            );
+        }
+        if to != "*" {
+            if let Some(binds) = self.shadows.get(to) {
+                copies.extend(
+                    binds
+                        .iter()
+                        .filter(|b| b.incoming && b.shadow != sender)
+                        .map(|b| (b.shadow.clone(), "incoming", to.to_string())),
+                );
+            }
+        }
+        let Ok(mut payload) =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(env.payload.get())
+        else {
+            return;
+        };
+        for (shadow, direction, primary) in copies {
+            let Some(rcpt) = self.by_name.get(&shadow).copied() else {
+                continue;
+            };
+            let mut data = payload
+                .get("data")
+                .and_then(|d| d.as_object())
+                .cloned()
+                .unwrap_or_default();
+            data.insert("_shadowCopy".into(), true.into());
+            data.insert("_shadowOf".into(), primary.into());
+            data.insert("_shadowDirection".into(), direction.into());
+            payload.insert("data".into(), data.into());
+            let Some(conn) = self.conns.get_mut(&rcpt) else {
+                continue;
+            };
+            let seq = conn.next_seq(env.topic.as_deref(), sender);
+            let mut copy = Envelope::new(MessageType::Deliver, &payload)
+                .from(sender)
+                .to(shadow.clone());
+            copy.topic = env.topic.clone();
+            copy.payload_meta = env.payload_meta.clone();
+            copy.sig = env.sig.clone();
+            copy.delivery = Some(DeliveryInfo {
+                seq,
+                session_id: conn.session_id.clone(),
+                original_to: Some(to.to_string()),
+            });
+            if let Ok(frame) = encode_frame(&copy, self.shared.config.daemon.max_frame_bytes) {
+                self.counters.shadow_copies += 1;
+                self.send_delivery(rcpt, copy.id.clone(), frame, None, false);
+            }
+        }
+    }
+
+    pub(crate) fn complete_sync(&mut self, correlation_id: &str, acker: &str, ack: &Envelope) {
+        let Some(wait) = self.syncs.waits.remove(correlation_id) else {
+            return;
+        };
+        self.syncs.timers.try_remove(&wait.timer);
+        let Some(sender) = self.conn_name(wait.sender_conn).map(str::to_string) else {
+            return;
+        };
+        let mut fwd = Envelope::with_raw_payload(MessageType::Ack, ack.payload.clone())
+            .from(acker)
+            .to(sender);
+        fwd.v = ack.v;
+        self.counters.sync_completed += 1;
+        self.reply(wait.sender_conn, &fwd);
+    }
+
+    pub(crate) fn on_sync_timeout(&mut self, correlation_id: String) {
+        let Some(wait) = self.syncs.waits.remove(&correlation_id) else {
+            return;
+        };
+        self.counters.sync_timeouts += 1;
+        let msg = format!("ACK timeout after {}ms: no correlated ACK for SEND {} (correlationId {correlation_id})", wait.timeout_ms, wait.send_id);
+        self.reply_error(wait.sender_conn, ErrorCode::Timeout, msg, &wait.send_id);
+    }
+
+    pub(crate) fn nack(&mut self, conn_id: u64, send_id: &str, code: NackCode, message: String) {
+        self.counters.nacks_sent += 1;
+        let env = Envelope::new(MessageType::Nack, &NackPayload::new(send_id, code, message));
+        self.reply(conn_id, &env);
+    }
+
+    /// Tells a sender to slow down (at most every 100 ms per sender).
+    pub(crate) fn busy(&mut self, conn_id: u64, retry_after_ms: u64, queue_depth: u64) {
+        let Some(name) = self.conn_name(conn_id).map(str::to_string) else {
+            return;
+        };
+        let now = Instant::now();
+        if self
+            .last_busy
+            .get(&name)
+            .is_some_and(|t| now.duration_since(*t) < Duration::from_millis(100))
+        {
+            return;
+        }
+        self.last_busy.insert(name, now);
+        self.counters.busy_sent += 1;
+        let env = Envelope::new(
+            MessageType::Busy,
+            &BusyPayload {
+                retry_after_ms,
+                queue_depth,
+            },
+        );
+        self.reply(conn_id, &env);
+    }
+
+    fn take_token(&mut self, sender: &str) -> Result<(), Duration> {
+        let l = &self.shared.config.limits;
+        if !l.rate_limit_enabled {
+            return Ok(());
+        }
+        let (rate, burst) = (l.rate_limit_per_sec, l.rate_limit_burst);
+        self.buckets
+            .entry(sender.to_string())
+            .or_insert_with(|| crate::ratelimit::TokenBucket::new(burst))
+            .try_take(rate, burst, Instant::now())
+    }
+
+    /// The whole SEND as a stored message (for the offline queue and dead letters).
+    pub(crate) fn letter_from_send(
+        &self,
+        sender: &str,
+        to: &str,
+        env: &Envelope,
+        payload: &SendPayload,
+    ) -> StoredMessage {
+        let mut msg = StoredMessage::new(
+            env.id.clone(),
+            relay_protocol::now_ms() as i64,
+            sender,
+            to,
+            payload.body.clone(),
+        );
+        msg.kind = payload.kind.as_str().to_string();
+        msg.data = payload.data.clone().map(serde_json::Value::Object);
+        msg.thread = payload.thread.clone();
+        msg.topic = env.topic.clone();
+        msg.payload_meta = env
+            .payload_meta
+            .as_ref()
+            .and_then(|m| serde_json::to_value(m).ok());
+        msg.sig = env
+            .sig
+            .as_ref()
+            .and_then(|s| serde_json::from_str(s.get()).ok());
+        msg.source_id = Some(env.id.clone());
+        msg.session_id = self
+            .by_name
+            .get(sender)
+            .and_then(|id| self.conns.get(id))
+            .map(|c| c.session_id.clone());
+        msg.is_urgent = env
+            .payload_meta
+            .as_ref()
+            .and_then(|m| m.importance)
+            .is_some_and(|i| i >= 80);
+        msg
+    }
+
+    pub(crate) fn on_subscription(&mut self, conn_id: u64, env: Envelope) {
+        let Some(name) = self.conn_name(conn_id).map(str::to_string) else {
+            return;
+        };
+        let Some(topic) = env.topic.clone().filter(|t| !t.is_empty()) else {
+            return self.reply_error(
+                conn_id,
+                ErrorCode::BadRequest,
+                format!("{} needs a `topic` field", env.msg_type),
+                &env.id,
+            );
+        };
+        if env.msg_type == MessageType::Subscribe {
+            self.subscriptions.entry(topic).or_default().insert(name);
+        } else if let Some(subs) = self.subscriptions.get_mut(&topic) {
+            subs.remove(&name);
+            if subs.is_empty() {
+                self.subscriptions.remove(&topic);
+            }
+        }
+    }
+
+    pub(crate) fn on_shadow(&mut self, conn_id: u64, env: Envelope) {
+        let Some(name) = self.conn_name(conn_id).map(str::to_string) else {
+            return;
+        };
+        if env.msg_type == MessageType::ShadowBind {
+            let p: ShadowBindPayload = match env.payload_as() {
+                Ok(p) => p,
+                Err(e) => {
+                    return self.reply_error(
+                        conn_id,
+                        ErrorCode::BadRequest,
+                        format!("invalid SHADOW_BIND payload: {e}"),
+                        &env.id,
+                    )
+                }
+            };
+            if p.primary_agent == name {
+                return self.reply_error(
+                    conn_id,
+                    ErrorCode::BadRequest,
+                    "an agent cannot shadow itself".into(),
+                    &env.id,
+                );
+            }
+            for binds in self.shadows.values_mut() {
+                binds.retain(|b| b.shadow != name);
+            }
+            self.shadows
+                .entry(p.primary_agent)
+                .or_default()
+                .push(ShadowBinding {
+                    shadow: name,
+                    incoming: p.receive_incoming.unwrap_or(true),
+                    outgoing: p.receive_outgoing.unwrap_or(true),
+                });
+        } else {
+            let p: ShadowUnbindPayload = match env.payload_as() {
+                Ok(p) => p,
+                Err(e) => {
+                    return self.reply_error(
+                        conn_id,
+                        ErrorCode::BadRequest,
+                        format!("invalid SHADOW_UNBIND payload: {e}"),
+                        &env.id,
+                    )
+                }
+            };
+            if let Some(binds) = self.shadows.get_mut(&p.primary_agent) {
+                binds.retain(|b| b.shadow != name);
+            }
+        }
+        self.shadows.retain(|_, b| !b.is_empty());
+    }
+
+    pub(crate) fn on_spawn_unavailable(&mut self, conn_id: u64, env: Envelope) {
+        let name = serde_json::from_str::<serde_json::Value>(env.payload.get())
+            .ok()
+            .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        let (t, what) = if env.msg_type == MessageType::Spawn {
+            (MessageType::SpawnResult, "spawning")
+        } else {
+            (MessageType::ReleaseResult, "releasing")
+        };
+        let payload = serde_json::json!({
+            "replyTo": env.id,
+            "success": false,
+            "name": name,
+            "error": format!("{what} agents is not available on this daemon"),
+        });
+        self.reply(conn_id, &Envelope::new(t, &payload));
+    }
+}

@@ -1,0 +1,284 @@
+//! Socket setup, the accept loop and orderly shutdown.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use relay_config::{ensure_relay_dir, ProjectPaths, RelayConfig, StoreBackendKind};
+use relay_store::{BackendConfig, Store, StoreConfig, StoreHandle};
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::AuthPolicy;
+use crate::failure::{FailureSink, LogFailures};
+use crate::router::{Channels, Router};
+use crate::Shared;
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("another agent-relay daemon is already running for this project (socket {0}); stop it with `agent-relay down`")]
+    AlreadyRunning(PathBuf),
+    #[error("{0} exists and is not a socket; refusing to remove it. Move it away or configure another daemon.socket")]
+    NotASocket(PathBuf),
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the message store: {0}")]
+    Store(#[from] relay_store::StoreError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |source| DaemonError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Holds the exclusive lock file for as long as the daemon runs.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl InstanceLock {
+    /// Takes `<socket>.lock`; fails with AlreadyRunning when another process holds it.
+    pub fn acquire(socket: &Path) -> Result<InstanceLock, DaemonError> {
+        let mut name = socket.as_os_str().to_os_string();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(InstanceLock { _file: file, path }),
+            Err(fs::TryLockError::WouldBlock) => {
+                Err(DaemonError::AlreadyRunning(socket.to_path_buf()))
+            }
+            Err(fs::TryLockError::Error(e)) => Err(DaemonError::Io { path, source: e }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Binds the socket: refuses when a live daemon answers, removes a stale socket file, never
+/// removes something that is not a socket, and sets the socket to 0600.
+pub fn prepare_socket(socket: &Path) -> Result<UnixListener, DaemonError> {
+    if let Some(dir) = socket.parent() {
+        if !dir.exists() {
+            ensure_relay_dir(dir).map_err(io_err(dir))?;
+        }
+    }
+    match fs::symlink_metadata(socket) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+                return Err(DaemonError::AlreadyRunning(socket.to_path_buf()));
+            }
+            tracing::info!(socket = %socket.display(), "removing stale socket");
+            fs::remove_file(socket).map_err(io_err(socket))?;
+        }
+        Ok(_) => return Err(DaemonError::NotASocket(socket.to_path_buf())),
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(socket).map_err(io_err(socket))?;
+    fs::set_permissions(socket, fs::Permissions::from_mode(0o600)).map_err(io_err(socket))?;
+    Ok(listener)
+}
+
+/// The store configuration for a project.
+pub fn store_config(config: &RelayConfig, paths: &ProjectPaths) -> StoreConfig {
+    let s = &config.store;
+    let backend = match s.backend {
+        StoreBackendKind::Sqlite => BackendConfig::Sqlite {
+            path: config.database_path(paths),
+        },
+        StoreBackendKind::Memory => BackendConfig::Memory {
+            max_messages: s.memory_max_messages,
+        },
+    };
+    let mut sc = StoreConfig::new(backend);
+    sc.queue_capacity = s.queue_capacity;
+    sc.retention = (s.retention_days > 0).then(|| Duration::from_secs(s.retention_days * 86_400));
+    sc
+}
+
+/// Runs the daemon for a project until SIGINT or SIGTERM.
+pub async fn serve(config: RelayConfig, paths: ProjectPaths) -> Result<(), DaemonError> {
+    ensure_relay_dir(&paths.relay_dir).map_err(io_err(&paths.relay_dir))?;
+    let socket = config.socket_path(&paths);
+    if let Some(dir) = socket.parent() {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let lock = InstanceLock::acquire(&socket)?;
+    let listener = prepare_socket(&socket)?;
+    let pid_file = ProjectPaths::pid_file_for(&socket);
+    let store_cfg = store_config(&config, &paths);
+    let store = tokio::task::spawn_blocking(move || Store::open(store_cfg))
+        .await
+        .map_err(|e| DaemonError::Io {
+            path: pid_file.clone(),
+            source: std::io::Error::other(e),
+        })??;
+    write_pid_file(&pid_file)?;
+
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signals.cancel();
+    });
+    tracing::info!(socket = %socket.display(), pid = std::process::id(), store = store.backend_name(), "agent-relay daemon listening");
+    let result = run(
+        config,
+        listener,
+        socket.clone(),
+        store,
+        Box::new(LogFailures),
+        shutdown,
+    )
+    .await;
+    let _ = fs::remove_file(&socket);
+    let _ = fs::remove_file(&pid_file);
+    let _ = fs::remove_file(lock.path());
+    drop(lock);
+    tracing::info!("agent-relay daemon stopped");
+    result
+}
+
+fn write_pid_file(path: &Path) -> Result<(), DaemonError> {
+    let tmp = path.with_extension("pid.tmp");
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    writeln!(f, "{}", std::process::id()).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+
+/// Serves `listener` until `shutdown` fires; then says BYE to every client, flushes the store
+/// and closes it.
+pub async fn run(
+    config: RelayConfig,
+    listener: UnixListener,
+    socket_path: PathBuf,
+    store: StoreHandle,
+    failures: Box<dyn FailureSink>,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let agents = store.agents().await?;
+    let channels = Channels::from_memberships(store.channel_memberships().await?);
+    let (router_tx, router_rx) = mpsc::channel(65_536);
+    let shared = Arc::new(Shared {
+        auth: AuthPolicy::new(config.auth.clone()),
+        config,
+        store: store.clone(),
+        router_tx,
+        started: Instant::now(),
+        socket_path,
+    });
+    let router = Router::new(shared.clone(), agents, channels, failures);
+    let router_task = tokio::spawn(router.run(router_rx, shutdown.clone()));
+
+    let next_id = AtomicU64::new(1);
+    let max_conns = shared.config.limits.max_connections;
+    let live = Arc::new(tokio::sync::Semaphore::new(max_conns));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let conn_id = next_id.fetch_add(1, Ordering::Relaxed);
+                let cred = stream.peer_cred().ok();
+                let shared = shared.clone();
+                match live.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        tokio::spawn(async move {
+                            crate::connection::serve_connection(shared, stream, conn_id, cred).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        tokio::spawn(async move {
+                            let (_r, w) = stream.into_split();
+                            let (tx, rx) = mpsc::channel(4);
+                            let outlet = crate::connection::Outlet { tx, congested: Default::default() };
+                            let writer = tokio::spawn(refuse_writer(w, rx));
+                            crate::connection::close_with(&outlet, relay_protocol::ErrorCode::Internal,
+                                format!("too many connections (limit {max_conns}); raise limits.max_connections"), None).await;
+                            drop(outlet);
+                            let _ = writer.await;
+                        });
+                    }
+                }
+            }
+        }
+    }
+    drop(listener);
+    let _ = router_task.await;
+    // Give writers a moment to flush their BYE frames.
+    let grace = Duration::from_millis(shared.config.daemon.shutdown_grace_ms.min(2000));
+    let deadline = tokio::time::Instant::now() + grace;
+    while live.available_permits() < max_conns && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    store.flush().await?;
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .map_err(|e| DaemonError::Io {
+            path: PathBuf::from("store"),
+            source: std::io::Error::other(e),
+        })??;
+    Ok(())
+}
+
+async fn refuse_writer(
+    mut w: tokio::net::unix::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<crate::connection::Outbound>,
+) {
+    use tokio::io::AsyncWriteExt;
+    while let Some(item) = rx.recv().await {
+        match item {
+            crate::connection::Outbound::Frame(f) => {
+                if w.write_all(&f).await.is_err() {
+                    break;
+                }
+            }
+            crate::connection::Outbound::Close => break,
+        }
+    }
+    let _ = w.shutdown().await;
+}

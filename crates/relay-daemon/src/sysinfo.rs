@@ -1,0 +1,47 @@
+//! Process and system memory figures from /proc (Linux); zero where unavailable.
+
+/// Resident set size of a process in bytes.
+pub fn rss_bytes(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/statm"),
+        None => "/proc/self/statm".to_string(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions; it returns -1 on error, handled below.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as u64
+    } else {
+        4096
+    }
+}
+
+/// (total, available) system memory in bytes.
+pub fn memory() -> (u64, u64) {
+    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
+        return (0, 0);
+    };
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or(0)
+    };
+    (field("MemTotal:"), field("MemAvailable:"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_rss_is_visible() {
+        assert!(super::rss_bytes(None).unwrap_or(0) > 0);
+        assert!(super::memory().0 > 0);
+    }
+}

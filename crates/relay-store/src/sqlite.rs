@@ -1,0 +1,674 @@
+//! SQLite backend.
+//!
+//! One connection, owned by the store's writer thread. The database runs in
+//! WAL mode with `synchronous=NORMAL`: a commit is durable against process
+//! crashes, and the group commit done by the writer thread keeps the number
+//! of fsyncs low. Every statement goes through the connection's prepared
+//! statement cache.
+//!
+//! Table and column names follow the original relay's file layout
+//! (`messages.sender`, `messages.recipient`, ...); see [`crate::migrations`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use crate::backend::Backend;
+use crate::error::StoreError;
+use crate::migrations;
+use crate::types::{
+    member_key, AgentRecord, ChannelMembership, MessageQuery, MessageStatus, Order, Query,
+    QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
+};
+
+/// Columns of `messages`, in the order [`message_from_row`] reads them.
+const MESSAGE_COLUMNS: &str = "id, ts, sender, recipient, topic, kind, body, data, payload_meta, \
+    payload_extra, thread, delivery_seq, delivery_session_id, session_id, status, is_urgent, \
+    is_broadcast, original_to, source_id, sig, attempts, last_error";
+
+const SESSION_COLUMNS: &str =
+    "id, agent_name, cli, started_at, ended_at, resume_token, closed_by, message_count";
+
+const AGENT_COLUMNS: &str = "name, entity_type, cli, program, model, task, working_directory, \
+    team, display_name, first_seen, last_seen, messages_sent, messages_received";
+
+/// SQL condition selecting rows that retention may delete / that are not pending.
+const NOT_PENDING_SQL: &str = "(status NOT IN ('unread', 'read') OR substr(recipient, 1, 1) = '#')";
+
+const INSERT_MESSAGE: &str = "INSERT OR REPLACE INTO messages (id, ts, sender, recipient, topic, \
+    kind, body, data, payload_meta, payload_extra, thread, delivery_seq, delivery_session_id, \
+    session_id, status, is_urgent, is_broadcast, original_to, source_id, sig, attempts, last_error) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+    ?20, ?21, ?22)";
+
+const BUMP_SESSION_COUNT: &str =
+    "UPDATE sessions SET message_count = COALESCE(message_count, 0) + 1 \
+    WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE id = ?2)";
+
+const START_SESSION: &str = "INSERT INTO sessions \
+    (id, agent_name, cli, started_at, ended_at, resume_token, closed_by, message_count) \
+    VALUES (?1, ?2, ?3, ?4, NULL, ?5, NULL, ?6) \
+    ON CONFLICT(id) DO UPDATE SET agent_name = excluded.agent_name, cli = excluded.cli, \
+    resume_token = excluded.resume_token, ended_at = NULL, closed_by = NULL";
+
+const UPSERT_AGENT: &str = "INSERT INTO agents (name, entity_type, cli, program, model, task, \
+    working_directory, team, display_name, first_seen, last_seen, messages_sent, messages_received) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+    ON CONFLICT(name) DO UPDATE SET entity_type = excluded.entity_type, cli = excluded.cli, \
+    program = excluded.program, model = excluded.model, task = excluded.task, \
+    working_directory = excluded.working_directory, team = excluded.team, \
+    display_name = excluded.display_name, \
+    first_seen = MIN(agents.first_seen, excluded.first_seen), last_seen = excluded.last_seen, \
+    messages_sent = excluded.messages_sent, messages_received = excluded.messages_received";
+
+/// Durable storage in a SQLite database file.
+pub struct SqliteBackend {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteBackend")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteBackend {
+    /// Open (creating if needed) the database at `path` and migrate it to the
+    /// current schema. A missing parent directory is created with mode 0700
+    /// and a new database file with mode 0600.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if path.as_os_str().is_empty() {
+            return Err(StoreError::Config("empty SQLite database path".into()));
+        }
+        prepare_file(&path)?;
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(Duration::from_millis(5000))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "SQLite refused WAL journal mode");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        migrations::migrate(&mut conn)?;
+        tracing::debug!(path = %path.display(), "opened SQLite store");
+        Ok(SqliteBackend { conn, path })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Schema version of the open database (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        migrations::current_version(&self.conn)
+    }
+
+    fn messages(&self, q: &MessageQuery) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1 = 1");
+        let mut args: Vec<SqlValue> = Vec::new();
+        let mut filter = |clause: &str, value: SqlValue| {
+            sql.push_str(clause);
+            args.push(value);
+        };
+        if let Some(since) = q.since_ts {
+            filter(" AND ts >= ?", SqlValue::Integer(since));
+        }
+        if let Some(until) = q.until_ts {
+            filter(" AND ts < ?", SqlValue::Integer(until));
+        }
+        if let Some(from) = &q.from {
+            filter(" AND sender = ?", SqlValue::Text(from.clone()));
+        }
+        if let Some(to) = &q.to {
+            filter(" AND recipient = ?", SqlValue::Text(to.clone()));
+        }
+        if let Some(topic) = &q.topic {
+            filter(" AND topic = ?", SqlValue::Text(topic.clone()));
+        }
+        if let Some(thread) = &q.thread {
+            filter(" AND thread = ?", SqlValue::Text(thread.clone()));
+        }
+        if q.to.is_none() && !q.include_channel {
+            sql.push_str(" AND substr(recipient, 1, 1) <> '#'");
+        }
+        if let Some(statuses) = &q.statuses {
+            if statuses.is_empty() {
+                sql.push_str(" AND 0");
+            } else {
+                let marks = vec!["?"; statuses.len()].join(", ");
+                sql.push_str(&format!(" AND status IN ({marks})"));
+                args.extend(
+                    statuses
+                        .iter()
+                        .map(|s| SqlValue::Text(s.as_str().to_string())),
+                );
+            }
+        }
+        sql.push_str(match q.order {
+            Order::Asc => " ORDER BY ts ASC, rowid ASC",
+            Order::Desc => " ORDER BY ts DESC, rowid DESC",
+        });
+        if q.limit.is_some() || q.offset.is_some() {
+            let limit = q.limit.map_or(-1, to_i64);
+            let offset = q.offset.map_or(0, to_i64);
+            sql.push_str(" LIMIT ? OFFSET ?");
+            args.push(SqlValue::Integer(limit));
+            args.push(SqlValue::Integer(offset));
+        }
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(params_from_iter(args), message_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn message_by_id_prefix(&self, prefix: &str) -> Result<Option<StoredMessage>, StoreError> {
+        if prefix.is_empty() {
+            return Ok(None);
+        }
+        let exact = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"
+            ))?
+            .query_row([prefix], message_from_row)
+            .optional()?;
+        if exact.is_some() {
+            return Ok(exact);
+        }
+        let pattern = format!("{}*", escape_glob(prefix));
+        let mut matches = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id GLOB ?1 ORDER BY id LIMIT 2"
+            ))?
+            .query_map([&pattern], message_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        match matches.len() {
+            0 => Ok(None),
+            1 => Ok(matches.pop()),
+            _ => {
+                let count: i64 = self
+                    .conn
+                    .prepare_cached("SELECT count(*) FROM messages WHERE id GLOB ?1")?
+                    .query_row([&pattern], |row| row.get(0))?;
+                Err(StoreError::AmbiguousId {
+                    prefix: prefix.to_string(),
+                    count: usize::try_from(count).unwrap_or(usize::MAX),
+                })
+            }
+        }
+    }
+
+    fn pending_for(&self, agent: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE recipient = ?1 AND status IN ('unread', 'read') ORDER BY ts ASC, rowid ASC"
+        ))?;
+        let rows = stmt
+            .query_map([agent], message_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn session_by_resume_token(&self, token: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE resume_token = ?1 \
+                 ORDER BY started_at DESC, rowid DESC LIMIT 1"
+            ))?
+            .query_row([token], session_from_row)
+            .optional()?)
+    }
+
+    fn max_seq_by_session(&self, session_id: &str) -> Result<Vec<SeqSeed>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sender, topic, MAX(delivery_seq) FROM messages \
+             WHERE delivery_session_id = ?1 AND delivery_seq IS NOT NULL \
+             GROUP BY sender, topic ORDER BY sender, topic",
+        )?;
+        let rows = stmt
+            .query_map([session_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY name"))?;
+        let rows = stmt
+            .query_map([], agent_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn channel_memberships(&self) -> Result<Vec<ChannelMembership>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT channel, member, joined_at FROM channel_members ORDER BY channel, member_key",
+        )?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok(ChannelMembership {
+                    channel: row.get(0)?,
+                    member: row.get(1)?,
+                    joined_at: row.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        let sql = format!(
+            "SELECT (SELECT count(*) FROM messages), \
+             (SELECT count(*) FROM messages WHERE NOT {NOT_PENDING_SQL}), \
+             (SELECT count(*) FROM sessions), (SELECT count(*) FROM agents), \
+             (SELECT min(ts) FROM messages)"
+        );
+        Ok(self.conn.prepare_cached(&sql)?.query_row([], |row| {
+            Ok(StoreStats {
+                message_count: row.get(0)?,
+                pending_count: row.get(1)?,
+                session_count: row.get(2)?,
+                agent_count: row.get(3)?,
+                oldest_message_ts: row.get(4)?,
+            })
+        })?)
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn persistent(&self) -> bool {
+        true
+    }
+
+    fn apply(&mut self, batch: &[WriteOp]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for op in batch {
+            apply_op(&tx, op)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn query(&mut self, q: &Query) -> Result<QueryResult, StoreError> {
+        Ok(match q {
+            Query::Messages(mq) => QueryResult::Messages(self.messages(mq)?),
+            Query::MessageByIdPrefix(prefix) => {
+                QueryResult::Message(self.message_by_id_prefix(prefix)?)
+            }
+            Query::PendingFor { agent } => QueryResult::Messages(self.pending_for(agent)?),
+            Query::SessionByResumeToken(token) => {
+                QueryResult::Session(self.session_by_resume_token(token)?)
+            }
+            Query::MaxSeqBySession { session_id } => {
+                QueryResult::SeqSeeds(self.max_seq_by_session(session_id)?)
+            }
+            Query::Agents => QueryResult::Agents(self.agents()?),
+            Query::ChannelMemberships => QueryResult::Memberships(self.channel_memberships()?),
+            Query::Stats => QueryResult::Stats(self.stats()?),
+        })
+    }
+
+    fn cleanup(&mut self, older_than_ts: i64) -> Result<u64, StoreError> {
+        let deleted = self
+            .conn
+            .prepare_cached(&format!(
+                "DELETE FROM messages WHERE ts < ?1 AND {NOT_PENDING_SQL}"
+            ))?
+            .execute([older_than_ts])?;
+        Ok(deleted as u64)
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        // Fold the WAL back into the main file so the database is
+        // self-contained once the store is closed.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
+    match op {
+        WriteOp::InsertMessage(m) => {
+            if let Some(session) = &m.session_id {
+                conn.prepare_cached(BUMP_SESSION_COUNT)?
+                    .execute(params![session, m.id])?;
+            }
+            conn.prepare_cached(INSERT_MESSAGE)?.execute(params![
+                m.id,
+                m.ts,
+                m.from,
+                m.to,
+                m.topic,
+                m.kind,
+                m.body,
+                json_text(&m.data)?,
+                json_text(&m.payload_meta)?,
+                json_text(&m.payload_extra)?,
+                m.thread,
+                m.delivery_seq,
+                m.delivery_session_id,
+                m.session_id,
+                m.status.as_str(),
+                m.is_urgent,
+                m.is_broadcast,
+                m.original_to,
+                m.source_id,
+                json_text(&m.sig)?,
+                m.attempts,
+                m.last_error,
+            ])?;
+        }
+        WriteOp::SetStatus {
+            id,
+            status,
+            last_error,
+        } => {
+            conn.prepare_cached(
+                "UPDATE messages SET status = ?2, last_error = COALESCE(?3, last_error) \
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, status.as_str(), last_error])?;
+        }
+        WriteOp::SetDelivery {
+            id,
+            session_id,
+            seq,
+            status,
+        } => {
+            conn.prepare_cached(
+                "UPDATE messages SET delivery_session_id = ?2, delivery_seq = ?3, status = ?4 \
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, session_id, seq, status.as_str()])?;
+        }
+        WriteOp::IncrementAttempts { id } => {
+            conn.prepare_cached("UPDATE messages SET attempts = attempts + 1 WHERE id = ?1")?
+                .execute([id])?;
+        }
+        WriteOp::StartSession(s) => {
+            conn.prepare_cached(START_SESSION)?.execute(params![
+                s.id,
+                s.agent_name,
+                s.cli,
+                s.started_at,
+                s.resume_token,
+                s.message_count,
+            ])?;
+        }
+        WriteOp::EndSession {
+            id,
+            ended_at,
+            closed_by,
+        } => {
+            conn.prepare_cached("UPDATE sessions SET ended_at = ?2, closed_by = ?3 WHERE id = ?1")?
+                .execute(params![id, ended_at, closed_by])?;
+        }
+        WriteOp::UpsertAgent(a) => {
+            conn.prepare_cached(UPSERT_AGENT)?.execute(params![
+                a.name,
+                a.entity_type,
+                a.cli,
+                a.program,
+                a.model,
+                a.task,
+                a.working_directory,
+                a.team,
+                a.display_name,
+                a.first_seen,
+                a.last_seen,
+                a.messages_sent,
+                a.messages_received,
+            ])?;
+        }
+        WriteOp::RemoveAgent {
+            name,
+            remove_messages,
+        } => {
+            conn.prepare_cached("DELETE FROM agents WHERE name = ?1")?
+                .execute([name])?;
+            conn.prepare_cached("DELETE FROM sessions WHERE agent_name = ?1")?
+                .execute([name])?;
+            conn.prepare_cached("DELETE FROM channel_members WHERE member_key = ?1")?
+                .execute([member_key(name)])?;
+            if *remove_messages {
+                conn.prepare_cached("DELETE FROM messages WHERE sender = ?1 OR recipient = ?1")?
+                    .execute([name])?;
+            }
+        }
+        WriteOp::JoinChannel(m) => {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO channel_members (channel, member, member_key, joined_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                m.channel,
+                m.member,
+                member_key(&m.member),
+                m.joined_at
+            ])?;
+        }
+        WriteOp::LeaveChannel { channel, member } => {
+            conn.prepare_cached(
+                "DELETE FROM channel_members WHERE channel = ?1 AND member_key = ?2",
+            )?
+            .execute(params![channel, member_key(member)])?;
+        }
+    }
+    Ok(())
+}
+
+/// Create the parent directory (0700) and an empty database file (0600) if
+/// they do not exist yet. Existing files and directories are left alone.
+fn prepare_file(path: &Path) -> Result<(), StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder.create(parent)?;
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Escape `*`, `?` and `[` so `text` matches literally in a GLOB pattern.
+fn escape_glob(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '*' | '?' | '[' => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn json_text(value: &Option<serde_json::Value>) -> Result<Option<String>, StoreError> {
+    Ok(value.as_ref().map(serde_json::to_string).transpose()?)
+}
+
+/// Decode a JSON text column. Malformed JSON (only possible in databases
+/// written by other tools) is logged and read as absent rather than making
+/// the whole row unreadable.
+fn json_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json::Value>> {
+    let text: Option<String> = row.get(idx)?;
+    Ok(text.and_then(|t| match serde_json::from_str(&t) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let id: String = row.get(0).unwrap_or_default();
+            tracing::warn!(id, column = idx, error = %e, "ignoring malformed JSON column");
+            None
+        }
+    }))
+}
+
+/// Decode a status column. Unknown values (only possible in databases
+/// written by other tools) are logged and read as `Failed`, so the message
+/// is neither redelivered nor kept forever.
+fn status_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<MessageStatus> {
+    let text: Option<String> = row.get(idx)?;
+    Ok(match text {
+        None => MessageStatus::Unread,
+        Some(t) => t.parse().unwrap_or_else(|_| {
+            let id: String = row.get(0).unwrap_or_default();
+            tracing::warn!(id, status = t, "unknown message status, treating as failed");
+            MessageStatus::Failed
+        }),
+    })
+}
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        id: row.get(0)?,
+        ts: row.get(1)?,
+        from: row.get(2)?,
+        to: row.get(3)?,
+        topic: row.get(4)?,
+        kind: row.get(5)?,
+        body: row.get(6)?,
+        data: json_column(row, 7)?,
+        payload_meta: json_column(row, 8)?,
+        payload_extra: json_column(row, 9)?,
+        thread: row.get(10)?,
+        delivery_seq: row.get(11)?,
+        delivery_session_id: row.get(12)?,
+        session_id: row.get(13)?,
+        status: status_column(row, 14)?,
+        is_urgent: row.get::<_, Option<i64>>(15)?.unwrap_or(0) != 0,
+        is_broadcast: row.get::<_, Option<i64>>(16)?.unwrap_or(0) != 0,
+        original_to: row.get(17)?,
+        source_id: row.get(18)?,
+        sig: json_column(row, 19)?,
+        attempts: row.get::<_, Option<i64>>(20)?.unwrap_or(0),
+        last_error: row.get(21)?,
+    })
+}
+
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: row.get(0)?,
+        agent_name: row.get(1)?,
+        cli: row.get(2)?,
+        started_at: row.get(3)?,
+        ended_at: row.get(4)?,
+        resume_token: row.get(5)?,
+        closed_by: row.get(6)?,
+        message_count: row.get::<_, Option<i64>>(7)?.unwrap_or(0),
+    })
+}
+
+fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<AgentRecord> {
+    Ok(AgentRecord {
+        name: row.get(0)?,
+        entity_type: row
+            .get::<_, Option<String>>(1)?
+            .unwrap_or_else(|| "agent".to_string()),
+        cli: row.get(2)?,
+        program: row.get(3)?,
+        model: row.get(4)?,
+        task: row.get(5)?,
+        working_directory: row.get(6)?,
+        team: row.get(7)?,
+        display_name: row.get(8)?,
+        first_seen: row.get(9)?,
+        last_seen: row.get(10)?,
+        messages_sent: row.get::<_, Option<i64>>(11)?.unwrap_or(0),
+        messages_received: row.get::<_, Option<i64>>(12)?.unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_escaping() {
+        assert_eq!(escape_glob("abc"), "abc");
+        assert_eq!(escape_glob("a*b?c[d]"), "a[*]b[?]c[[]d]");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn creates_private_directory_and_file() -> Result<(), StoreError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("nested").join("relay.db");
+        let backend = SqliteBackend::open(&path)?;
+        assert_eq!(backend.schema_version()?, migrations::latest_version());
+        let dir_mode = std::fs::metadata(dir.path().join("nested"))?
+            .permissions()
+            .mode();
+        let file_mode = std::fs::metadata(&path)?.permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        assert_eq!(file_mode & 0o777, 0o600);
+        // SQLite gives the WAL the database file's permissions.
+        let wal = dir.path().join("nested").join("relay.db-wal");
+        if wal.exists() {
+            assert_eq!(std::fs::metadata(&wal)?.permissions().mode() & 0o777, 0o600);
+        }
+        drop(backend);
+        Ok(())
+    }
+
+    #[test]
+    fn glob_metacharacters_in_prefix_match_literally() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir()?;
+        let mut backend = SqliteBackend::open(dir.path().join("r.db"))?;
+        backend.apply(&[
+            WriteOp::InsertMessage(StoredMessage::new("a*1", 1, "x", "y", "b")),
+            WriteOp::InsertMessage(StoredMessage::new("ab2", 2, "x", "y", "b")),
+        ])?;
+        let found = backend.message_by_id_prefix("a*")?;
+        assert_eq!(found.map(|m| m.id).as_deref(), Some("a*1"));
+        assert!(backend.message_by_id_prefix("a?")?.is_none());
+        Ok(())
+    }
+}
