@@ -220,11 +220,8 @@ mod tests {
             let mut buf = BytesMut::new();
             for c in chunks {
                 buf.extend_from_slice(&c);
-                loop {
-                    match codec.decode(&mut buf) {
-                        Ok(Some(body)) => { let _ = Envelope::from_slice(&body); }
-                        Ok(None) | Err(_) => break,
-                    }
+                while let Ok(Some(body)) = codec.decode(&mut buf) {
+                    let _ = Envelope::from_slice(&body);
                 }
             }
         }

@@ -848,7 +848,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum WatchEventPayload {
-    Message(MessageRecord),
+    Message(Box<MessageRecord>),
     Log {
         agent: String,
         data: String,

@@ -66,7 +66,7 @@ impl Channels {
         self.members.retain(|_, l| !l.is_empty());
     }
 
-    pub fn len(&self) -> usize {
+    pub fn channel_count(&self) -> usize {
         self.members.len()
     }
 }
@@ -371,6 +371,6 @@ mod tests {
         assert_eq!(c.members("#eng"), ["Alice".to_string()]);
         assert!(!c.is_member("#ENG", "Alice"), "channel names are exact");
         assert!(c.leave("#eng", "alice"));
-        assert_eq!(c.len(), 0);
+        assert_eq!(c.channel_count(), 0);
     }
 }

@@ -232,7 +232,7 @@ impl Router {
         extra.insert("connections".into(), self.conns.len().into());
         extra.insert("pendingDeliveries".into(), self.tracker.len().into());
         extra.insert("syncWaits".into(), self.syncs.len().into());
-        extra.insert("channels".into(), self.channels.len().into());
+        extra.insert("channels".into(), self.channels.channel_count().into());
         extra.insert(
             "rssBytes".into(),
             crate::sysinfo::rss_bytes(None).unwrap_or(0).into(),
@@ -513,7 +513,10 @@ impl Router {
             attempts: None,
         };
         let frame = frame_of(
-            &Envelope::new(MessageType::WatchEvent, &WatchEventPayload::Message(record)),
+            &Envelope::new(
+                MessageType::WatchEvent,
+                &WatchEventPayload::Message(Box::new(record)),
+            ),
             usize::MAX,
         );
         let targets: Vec<u64> = self
