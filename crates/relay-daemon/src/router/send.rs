@@ -172,6 +172,7 @@ impl Router {
         if to.starts_with('#') {
             return self.route_to_channel(conn_id, &sender, &to, &env, &payload);
         }
+        let template = self.letter_from_send(&sender, &to, &env, &payload);
         let target = match to.as_str() {
             "*" => Target::Broadcast,
             "@users" => Target::Users,
@@ -184,7 +185,7 @@ impl Router {
         };
 
         let routed = match target {
-            Target::Direct(name) => self.route_direct(conn_id, &sender, &name, &env, &payload),
+            Target::Direct(name) => self.route_direct(conn_id, &sender, &name, &env, &template),
             Target::Broadcast => {
                 let recipients: Vec<u64> = match env.topic.as_deref() {
                     Some(topic) => {
@@ -204,7 +205,7 @@ impl Router {
                         .map(|c| c.id)
                         .collect(),
                 };
-                self.fan_out(conn_id, &sender, "*", recipients, &env)
+                self.fan_out(conn_id, &sender, "*", recipients, &env, &template)
             }
             Target::Users => {
                 let recipients: Vec<u64> = self
@@ -213,7 +214,7 @@ impl Router {
                     .filter(|c| c.name != sender && c.entity == EntityType::User)
                     .map(|c| c.id)
                     .collect();
-                self.fan_out(conn_id, &sender, "@users", recipients, &env)
+                self.fan_out(conn_id, &sender, "@users", recipients, &env, &template)
             }
         };
         if routed == 0 {
@@ -250,22 +251,22 @@ impl Router {
         sender: &str,
         name: &str,
         env: &Envelope,
-        payload: &SendPayload,
+        template: &StoredMessage,
     ) -> usize {
         if let Some(rcpt) = self.by_name.get(name).copied() {
-            return self.fan_out(conn_id, sender, name, vec![rcpt], env);
+            return self.fan_out(conn_id, sender, name, vec![rcpt], env, template);
         }
         if !self.registry.contains_key(name) {
             self.counters.unknown_recipient += 1;
             let msg =
                 format!("unknown recipient {name:?}: no agent of that name has ever connected");
             self.nack(conn_id, &env.id, NackCode::Invalid, msg.clone());
-            let letter = self.letter_from_send(sender, name, env, payload);
+            let letter = template.clone();
             self.dead_letter(FailureReason::TargetNotFound, letter, msg);
             return 0;
         }
         // Known but offline: persist; it is delivered, in order, when the agent connects.
-        let mut row = self.letter_from_send(sender, name, env, payload);
+        let mut row = template.clone();
         row.id = relay_protocol::ids::new_id();
         row.status = MessageStatus::Unread;
         if !self.store_write(WriteOp::InsertMessage(row)) {
@@ -290,6 +291,7 @@ impl Router {
         to: &str,
         recipients: Vec<u64>,
         env: &Envelope,
+        template: &StoredMessage,
     ) -> usize {
         if recipients.is_empty() && to != "*" && to != "@users" {
             return 0;
@@ -297,10 +299,7 @@ impl Router {
         let max_frame = self.shared.config.daemon.max_frame_bytes;
         let max_pending = self.shared.config.limits.max_pending_per_agent;
         let ttl = ttl_of(
-            env.payload_meta
-                .as_ref()
-                .and_then(|m| serde_json::to_value(m).ok())
-                .as_ref(),
+            template.payload_meta.as_ref(),
             self.shared.config.delivery.default_ttl_ms,
         );
         let expires_at = ttl.map(|t| tokio::time::Instant::now() + Duration::from_millis(t));
@@ -349,8 +348,15 @@ impl Router {
                     continue;
                 }
             };
-            let mut row = stored_from_deliver(&deliver, MessageStatus::Read);
-            row.source_id = Some(env.id.clone());
+            let mut row = template.clone();
+            row.id = deliver.id.clone();
+            row.ts = now as i64;
+            row.to = rname.clone();
+            row.status = MessageStatus::Read;
+            row.delivery_seq = Some(seq as i64);
+            row.delivery_session_id = deliver.delivery.as_ref().map(|d| d.session_id.clone());
+            row.original_to = original_to.clone();
+            row.is_broadcast = original_to.is_some();
             if !self.store_write(WriteOp::InsertMessage(row)) {
                 self.nack(
                     conn_id,
