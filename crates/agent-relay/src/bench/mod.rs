@@ -1,0 +1,143 @@
+//! `agent-relay bench`: measurements against a running daemon.
+//!
+//! The benchmarks speak raw frames over their own Unix sockets instead of using
+//! `relay-client`, so that what they measure is the daemon, not client overhead.
+
+pub mod fanout;
+pub mod latency;
+mod raw;
+pub mod throughput;
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use crate::context::Ctx;
+
+/// A refusal count above this (per mille of sent messages) prints the rate-limit hint.
+const HINT_PER_MILLE: u64 = 1;
+
+/// Resolves once the run is over (the flag is set or its sender is gone).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard returned by `wait_for` must not live across an await point of the caller.
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// A random suffix so repeated runs never collide on agent names.
+fn run_suffix() -> String {
+    std::iter::repeat_with(fastrand::alphanumeric)
+        .take(6)
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// A body of `size` bytes (at least the tag) starting with `tag:`.
+fn make_body(tag: &str, size: usize) -> String {
+    let mut body = format!("{tag}:");
+    if body.len() < size {
+        body.push_str(&"x".repeat(size - body.len()));
+    }
+    body
+}
+
+/// The first `n` colon-separated numbers of a body made by [`make_body`].
+fn parse_tag<const N: usize>(body: &str) -> Option<[u64; N]> {
+    let mut out = [0u64; N];
+    let mut parts = body.split(':');
+    for slot in out.iter_mut() {
+        *slot = parts.next()?.parse().ok()?;
+    }
+    Some(out)
+}
+
+fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    // 1 µs .. 60 s at 3 significant digits.
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
+}
+
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+    h.saturating_record(us);
+}
+
+/// Percentiles in microseconds as JSON fields.
+fn percentiles(h: &Histogram<u64>) -> Value {
+    json!({
+        "p50_us": h.value_at_quantile(0.50),
+        "p90_us": h.value_at_quantile(0.90),
+        "p99_us": h.value_at_quantile(0.99),
+        "p999_us": h.value_at_quantile(0.999),
+        "max_us": h.max(),
+        "mean_us": (h.mean() * 10.0).round() / 10.0,
+    })
+}
+
+fn print_percentiles(h: &Histogram<u64>) {
+    for (label, q) in [
+        ("p50", 0.50),
+        ("p90", 0.90),
+        ("p99", 0.99),
+        ("p99.9", 0.999),
+    ] {
+        println!("  {label:<6} {:>9} µs", h.value_at_quantile(q));
+    }
+    println!("  {:<6} {:>9} µs", "max", h.max());
+}
+
+/// The command line that reproduces this run.
+fn command_line(ctx: &Ctx, bench: &str, params: &[(&str, String)], json: bool) -> String {
+    let mut s = format!(
+        "agent-relay --socket {} bench {bench}",
+        ctx.socket.display()
+    );
+    for (k, v) in params {
+        s.push_str(&format!(" --{k} {v}"));
+    }
+    if json {
+        s.push_str(" --json");
+    }
+    s
+}
+
+/// Prints the rate-limit hint when refusals are noticeable.
+fn rate_limit_hint(refused: u64, sent: u64) {
+    if refused > 0 && refused.saturating_mul(1000) >= sent.max(1) * HINT_PER_MILLE {
+        eprintln!(
+            "rate limited: run the daemon with -c limits.rate_limit_enabled=false \
+             ({refused} of {sent} messages were refused with BUSY/NACK)"
+        );
+    }
+}
+
+/// Removes this run's agents from the daemon's registry (best effort).
+async fn forget_agents(ctx: &Ctx, names: &[String]) {
+    let Some((keep, rest)) = names.split_first() else {
+        return;
+    };
+    let mut config = ctx.client_config(keep);
+    config.request_timeout = Duration::from_secs(2);
+    let Ok((client, _events)) = relay_client::Client::connect(config).await else {
+        return;
+    };
+    for name in rest {
+        // A daemon that keeps an agent is not a benchmark failure.
+        let _ = client.remove_agent(name, true).await;
+    }
+    client.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_carry_their_tag() {
+        let b = make_body("3:17", 100);
+        assert_eq!(b.len(), 100);
+        assert_eq!(parse_tag::<2>(&b), Some([3, 17]));
+        assert_eq!(parse_tag::<3>(&b), None);
+        assert_eq!(make_body("123456:7", 4), "123456:7:");
+        assert_eq!(run_suffix().len(), 6);
+    }
+}

@@ -1,0 +1,390 @@
+//! `bench throughput`: N sender/receiver pairs; each sender keeps at most `window` messages
+//! in flight; receivers acknowledge everything and check that each message arrived exactly
+//! once.
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use relay_protocol::NackCode;
+use serde_json::json;
+use tokio::sync::{watch, Notify};
+
+use super::raw::{self, Incoming, RawConn};
+use super::{command_line, forget_agents, make_body, parse_tag, rate_limit_hint, run_suffix};
+use crate::cli::ThroughputArgs;
+use crate::context::Ctx;
+
+/// Frames a sender writes per flush at most.
+const BATCH: u64 = 64;
+/// A sender whose window stays full without any delivery for this long gives up.
+const STALL: Duration = Duration::from_secs(10);
+/// How long a sender pauses after a NACK with code BUSY (it carries no retry hint).
+const NACK_PAUSE: Duration = Duration::from_millis(10);
+/// After the senders finish: how long without new deliveries before counting losses.
+const DRAIN_IDLE: Duration = Duration::from_secs(5);
+
+/// What a sender and its receiver share.
+#[derive(Default)]
+struct Pair {
+    /// Unique messages the receiver got.
+    delivered: AtomicU64,
+    /// Messages the daemon refused (BUSY or NACK): they will not arrive.
+    refused: AtomicU64,
+    /// The sender has sent everything (or gave up).
+    sending_done: AtomicBool,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct SenderStats {
+    sent: u64,
+    busy: u64,
+    nack: u64,
+    errors: u64,
+    stalled: bool,
+}
+
+#[derive(Default)]
+struct ReceiverStats {
+    unique: u64,
+    duplicate_ids: u64,
+    duplicate_seqs: u64,
+    unexpected: u64,
+    last_at: Option<Instant>,
+}
+
+pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
+    let suffix = run_suffix();
+    let pairs = args.pairs;
+    let per_pair = args.messages;
+    let mut names = Vec::new();
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for i in 0..pairs {
+        let s = format!("bench-s{i}-{suffix}");
+        let r = format!("bench-r{i}-{suffix}");
+        senders.push((raw::connect(ctx, &s).await?, r.clone()));
+        receivers.push(raw::connect(ctx, &r).await?);
+        names.push(s);
+        names.push(r);
+    }
+    let shared: Vec<Arc<Pair>> = (0..pairs).map(|_| Arc::new(Pair::default())).collect();
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let mut receiver_tasks = Vec::new();
+    for (i, conn) in receivers.into_iter().enumerate() {
+        let pair = Arc::clone(&shared[i]);
+        let stop = stop_rx.clone();
+        receiver_tasks.push(tokio::spawn(receive(conn, i as u64, per_pair, pair, stop)));
+    }
+    let started = Instant::now();
+    let mut sender_tasks = Vec::new();
+    for (i, (conn, to)) in senders.into_iter().enumerate() {
+        let job = SendJob {
+            index: i as u64,
+            to,
+            count: per_pair,
+            window: args.window,
+            size: args.size,
+            id_prefix: format!("{suffix}-{i}"),
+        };
+        let pair = Arc::clone(&shared[i]);
+        sender_tasks.push(tokio::spawn(send(conn, job, pair, stop_rx.clone())));
+    }
+
+    // Drain: wait until every message is accounted for, or deliveries stop coming.
+    let expected = pairs * per_pair;
+    let sum = |f: fn(&Pair) -> u64| -> u64 { shared.iter().map(|p| f(p)).sum() };
+    let mut last_total = 0;
+    let mut last_change = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let delivered = sum(|p| p.delivered.load(Ordering::Relaxed));
+        let refused = sum(|p| p.refused.load(Ordering::Relaxed));
+        let all_sent = shared
+            .iter()
+            .all(|p| p.sending_done.load(Ordering::Relaxed));
+        if delivered >= expected || (all_sent && delivered + refused >= expected) {
+            break;
+        }
+        if delivered != last_total {
+            last_total = delivered;
+            last_change = Instant::now();
+        } else if all_sent && last_change.elapsed() >= DRAIN_IDLE {
+            break;
+        }
+        if !all_sent && sender_tasks.iter().any(|t| t.is_finished()) {
+            // A sender failed; its error is reported below.
+            break;
+        }
+    }
+    // Let late duplicates and refusals arrive before stopping everyone.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = stop_tx.send(true);
+
+    let mut sent = SenderStats::default();
+    for t in sender_tasks {
+        let s = t.await??;
+        sent.sent += s.sent;
+        sent.busy += s.busy;
+        sent.nack += s.nack;
+        sent.errors += s.errors;
+        sent.stalled |= s.stalled;
+    }
+    let mut got = ReceiverStats::default();
+    for t in receiver_tasks {
+        let r = t.await??;
+        got.unique += r.unique;
+        got.duplicate_ids += r.duplicate_ids;
+        got.duplicate_seqs += r.duplicate_seqs;
+        got.unexpected += r.unexpected;
+        got.last_at = got.last_at.max(r.last_at);
+    }
+    forget_agents(ctx, &names).await;
+
+    let elapsed = got
+        .last_at
+        .map(|t| t.duration_since(started))
+        .unwrap_or_else(|| started.elapsed());
+    let rate = got.unique as f64 / elapsed.as_secs_f64().max(1e-9);
+    let losses = expected.saturating_sub(got.unique);
+    let params = [
+        ("pairs", pairs.to_string()),
+        ("messages", per_pair.to_string()),
+        ("size", args.size.to_string()),
+        ("window", args.window.to_string()),
+    ];
+    let command = command_line(ctx, "throughput", &params, args.json);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "bench": "throughput",
+                "pairs": pairs,
+                "messages_per_pair": per_pair,
+                "size": args.size,
+                "window": args.window,
+                "expected": expected,
+                "sent": sent.sent,
+                "delivered_unique": got.unique,
+                "elapsed_ms": elapsed.as_millis() as u64,
+                "messages_per_sec": rate.round(),
+                "duplicates_by_id": got.duplicate_ids,
+                "duplicates_by_seq": got.duplicate_seqs,
+                "losses": losses,
+                "busy": sent.busy,
+                "nack": sent.nack,
+                "errors": sent.errors,
+                "unexpected": got.unexpected,
+                "stalled": sent.stalled,
+                "command": command,
+            }))?
+        );
+    } else {
+        println!(
+            "bench throughput: {pairs} pairs x {per_pair} messages, {}-byte bodies, window {}",
+            args.size, args.window
+        );
+        println!(
+            "  delivered     {} of {expected} in {:.2} s",
+            got.unique,
+            elapsed.as_secs_f64()
+        );
+        println!("  messages/s    {rate:.0}");
+        println!(
+            "  duplicates    {} by id, {} by (sender, seq)",
+            got.duplicate_ids, got.duplicate_seqs
+        );
+        println!("  losses        {losses}");
+        println!("  refused       {} busy, {} nack", sent.busy, sent.nack);
+        if sent.errors > 0 || got.unexpected > 0 {
+            println!(
+                "  anomalies     {} errors, {} unexpected deliveries",
+                sent.errors, got.unexpected
+            );
+        }
+        if sent.stalled {
+            println!(
+                "  a sender stalled: no delivery for {} s with a full window",
+                STALL.as_secs()
+            );
+        }
+        println!("command: {command}");
+    }
+    rate_limit_hint(sent.busy + sent.nack, sent.sent);
+    let clean = losses == 0 && got.duplicate_ids == 0 && got.duplicate_seqs == 0;
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+struct SendJob {
+    index: u64,
+    to: String,
+    count: u64,
+    window: u64,
+    size: usize,
+    id_prefix: String,
+}
+
+async fn send(
+    conn: RawConn,
+    job: SendJob,
+    pair: Arc<Pair>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<SenderStats> {
+    let RawConn {
+        mut reader,
+        mut writer,
+    } = conn;
+    let mut stats = SenderStats::default();
+    let mut pause_until: Option<Instant> = None;
+    let mut progress = (0u64, Instant::now());
+    let mut seq = 0u64;
+    while seq < job.count {
+        let delivered = pair.delivered.load(Ordering::Relaxed);
+        let refused = stats.busy + stats.nack;
+        pair.refused.store(refused, Ordering::Relaxed);
+        let in_flight = seq.saturating_sub(delivered + refused);
+        let now = Instant::now();
+        let paused = pause_until.is_some_and(|t| t > now);
+        if !paused && in_flight < job.window {
+            let n = (job.window - in_flight).min(job.count - seq).min(BATCH);
+            for _ in 0..n {
+                let body = make_body(&format!("{}:{seq}", job.index), job.size);
+                let env = raw::send_envelope(&job.to, &body, format!("{}-{seq}", job.id_prefix));
+                raw::feed(&mut writer, &env).await?;
+                seq += 1;
+            }
+            raw::flush(&mut writer).await?;
+            stats.sent = seq;
+            while let Some(item) = raw::next(&mut reader).now_or_never() {
+                handle(item?, &mut writer, &mut stats, &mut pause_until).await?;
+            }
+            continue;
+        }
+        if delivered != progress.0 {
+            progress = (delivered, now);
+        } else if now.duration_since(progress.1) > STALL {
+            stats.stalled = true;
+            break;
+        }
+        let nap = pause_until
+            .map(|t| t.saturating_duration_since(now))
+            .unwrap_or(Duration::from_millis(50))
+            .max(Duration::from_millis(1));
+        tokio::select! {
+            _ = pair.notify.notified() => {}
+            item = raw::next(&mut reader) => handle(item?, &mut writer, &mut stats, &mut pause_until).await?,
+            _ = tokio::time::sleep(nap) => {}
+        }
+    }
+    pair.refused
+        .store(stats.busy + stats.nack, Ordering::Relaxed);
+    pair.sending_done.store(true, Ordering::Relaxed);
+    // Keep answering PINGs and counting late refusals until the run ends.
+    loop {
+        tokio::select! {
+            item = raw::next(&mut reader) => {
+                handle(item?, &mut writer, &mut stats, &mut pause_until).await?;
+                pair.refused.store(stats.busy + stats.nack, Ordering::Relaxed);
+            }
+            _ = super::stopped(&mut stop) => break,
+        }
+    }
+    raw::bye(&mut writer).await;
+    Ok(stats)
+}
+
+async fn handle(
+    item: Incoming,
+    writer: &mut raw::Writer,
+    stats: &mut SenderStats,
+    pause_until: &mut Option<Instant>,
+) -> anyhow::Result<()> {
+    match item {
+        Incoming::Busy(b) => {
+            stats.busy += 1;
+            *pause_until = Some(Instant::now() + Duration::from_millis(b.retry_after_ms));
+        }
+        Incoming::Nack(n) => {
+            stats.nack += 1;
+            if n.code == Some(NackCode::Busy) {
+                *pause_until = Some(Instant::now() + NACK_PAUSE);
+            }
+        }
+        Incoming::Ping(env) => raw::send_now(writer, &raw::pong(env)).await?,
+        Incoming::Error(e) if e.fatal => anyhow::bail!("the daemon closed a sender: {}", e.message),
+        Incoming::Error(_) => stats.errors += 1,
+        Incoming::Deliver { id, seq, .. } => raw::send_now(writer, &raw::ack(&id, seq)).await?,
+        Incoming::Bye => anyhow::bail!("the daemon ended a sender's connection"),
+        Incoming::Other(_) => {}
+    }
+    Ok(())
+}
+
+async fn receive(
+    conn: RawConn,
+    index: u64,
+    count: u64,
+    pair: Arc<Pair>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<ReceiverStats> {
+    let RawConn {
+        mut reader,
+        mut writer,
+    } = conn;
+    let mut stats = ReceiverStats::default();
+    let mut seen_ids: HashSet<String> = HashSet::with_capacity(count.min(1 << 20) as usize);
+    let mut seen_seqs = vec![false; count as usize];
+    loop {
+        let first = tokio::select! {
+            item = raw::next(&mut reader) => item?,
+            _ = super::stopped(&mut stop) => break,
+        };
+        let mut item = Some(first);
+        // Handle everything already buffered, then flush the ACKs once.
+        while let Some(it) = item.take() {
+            match it {
+                Incoming::Deliver { id, seq, body } => {
+                    raw::feed(&mut writer, &raw::ack(&id, seq)).await?;
+                    if !seen_ids.insert(id) {
+                        stats.duplicate_ids += 1;
+                    } else {
+                        match parse_tag::<2>(&body) {
+                            Some([sender, n]) if sender == index && n < count => {
+                                let slot = &mut seen_seqs[n as usize];
+                                if *slot {
+                                    stats.duplicate_seqs += 1;
+                                } else {
+                                    *slot = true;
+                                    stats.unique += 1;
+                                    stats.last_at = Some(Instant::now());
+                                    pair.delivered.fetch_add(1, Ordering::Relaxed);
+                                    pair.notify.notify_one();
+                                }
+                            }
+                            _ => stats.unexpected += 1,
+                        }
+                    }
+                }
+                Incoming::Ping(env) => raw::feed(&mut writer, &raw::pong(env)).await?,
+                Incoming::Bye => anyhow::bail!("the daemon ended a receiver's connection"),
+                _ => {}
+            }
+            item = match raw::next(&mut reader).now_or_never() {
+                Some(next) => Some(next?),
+                None => None,
+            };
+        }
+        raw::flush(&mut writer).await?;
+    }
+    raw::bye(&mut writer).await;
+    Ok(stats)
+}

@@ -1,0 +1,10 @@
+//! One module per command.
+
+pub mod agents;
+pub mod down;
+pub mod history;
+pub mod read;
+pub mod send;
+pub mod status;
+pub mod tail;
+pub mod up;

@@ -1,0 +1,141 @@
+//! `agent-relay up`: start the daemon.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::context::Ctx;
+
+/// How long a background start may take before it is reported as failed.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+/// Lines of `daemon.log` shown when a start fails.
+const LOG_TAIL_LINES: usize = 20;
+
+/// Runs the daemon in this process until it is signalled.
+pub fn foreground(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if ctx.config.daemon.worker_threads > 0 {
+        builder.worker_threads(ctx.config.daemon.worker_threads);
+    }
+    let runtime = builder
+        .enable_all()
+        .thread_name("relay-daemon")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime
+        .block_on(relay_daemon::serve(ctx.config.clone(), ctx.paths.clone()))
+        .map_err(|e| anyhow::anyhow!("the daemon stopped with an error: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts `agent-relay up --foreground` detached, with output appended to `daemon.log`, and
+/// waits until it answers on the socket.
+pub async fn background(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    if let Some(status) = ctx.probe(Duration::from_secs(2)).await {
+        let pid = ctx
+            .pid_from(Some(&status))
+            .map(|p| format!("pid {p}, "))
+            .unwrap_or_default();
+        println!(
+            "agent-relay daemon already running ({pid}socket {})",
+            ctx.socket.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let log_path = &ctx.paths.daemon_log;
+    relay_config::ensure_relay_dir(&ctx.paths.relay_dir)
+        .with_context(|| format!("cannot create {}", ctx.paths.relay_dir.display()))?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe().context("cannot find the agent-relay executable")?;
+
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(reexec_args(ctx))
+        .args(["up", "--foreground"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().context("cannot share the daemon log")?)
+        .stderr(log)
+        .process_group(0);
+    let mut child = command.spawn().context("cannot start the daemon process")?;
+    let pid = child.id();
+
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        if let Some(exit) = child
+            .try_wait()
+            .context("cannot check the daemon process")?
+        {
+            print_log_tail(log_path, log_start);
+            anyhow::bail!(
+                "the daemon exited during startup ({exit}); its log is {}",
+                log_path.display()
+            );
+        }
+        if ctx.probe(Duration::from_millis(500)).await.is_some() {
+            println!(
+                "agent-relay daemon running (pid {pid}, socket {})",
+                ctx.socket.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if Instant::now() >= deadline {
+            print_log_tail(log_path, log_start);
+            anyhow::bail!(
+                "the daemon (pid {pid}) did not answer on {} within {} s; its log is {}",
+                ctx.socket.display(),
+                START_DEADLINE.as_secs(),
+                log_path.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The global options for the re-executed daemon, so it finds the same project, socket and
+/// overrides regardless of its working directory.
+fn reexec_args(ctx: &Ctx) -> Vec<String> {
+    let mut args = vec![
+        "--project".to_string(),
+        ctx.paths.root.to_string_lossy().into_owned(),
+    ];
+    if ctx.global.socket.is_some() {
+        args.push("--socket".into());
+        args.push(ctx.socket.to_string_lossy().into_owned());
+    }
+    for o in &ctx.global.config_set {
+        args.push("-c".into());
+        args.push(format!("{}={}", o.key, o.value));
+    }
+    args
+}
+
+/// Prints the last lines this start wrote to the daemon log.
+fn print_log_tail(path: &Path, from: u64) {
+    let mut text = String::new();
+    let read = OpenOptions::new().read(true).open(path).and_then(|mut f| {
+        f.seek(SeekFrom::Start(from))?;
+        f.read_to_string(&mut text)
+    });
+    if read.is_err() || text.trim().is_empty() {
+        eprintln!("(the daemon wrote nothing to {})", path.display());
+        return;
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(LOG_TAIL_LINES);
+    eprintln!("--- last lines of {} ---", path.display());
+    for line in &lines[start..] {
+        eprintln!("{line}");
+    }
+    eprintln!("---");
+}

@@ -1,0 +1,97 @@
+//! `agent-relay`: the command line of the agent-relay messaging daemon.
+//!
+//! This binary only parses arguments and formats output. Talking to the daemon is
+//! `relay-client`, the daemon itself is `relay-daemon`, and finding the project and its
+//! configuration is `relay-config`.
+//!
+//! Exit codes: 0 success, 1 failure (including "no daemon is running"), 2 usage error.
+
+mod bench;
+mod cli;
+mod cmd;
+mod context;
+mod output;
+mod since;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use relay_config::RelayConfig;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{BenchKind, Cli, Command};
+use crate::context::Ctx;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("agent-relay: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(&cli.global)?;
+    init_logging(&ctx.config);
+    match cli.command {
+        Command::Up(args) if args.foreground => cmd::up::foreground(&ctx),
+        Command::Up(_) => runtime()?.block_on(cmd::up::background(&ctx)),
+        Command::Down(args) => runtime()?.block_on(cmd::down::run(&ctx, &args)),
+        Command::Status(args) => runtime()?.block_on(cmd::status::run(&ctx, args.json)),
+        Command::Send(args) => runtime()?.block_on(cmd::send::run(&ctx, args)),
+        Command::Agents(args) => runtime()?.block_on(cmd::agents::agents(&ctx, &args)),
+        Command::Who(args) => runtime()?.block_on(cmd::agents::who(&ctx, args.json)),
+        Command::History(args) => runtime()?.block_on(cmd::history::run(&ctx, args)),
+        Command::Read(args) => runtime()?.block_on(cmd::read::run(&ctx, &args)),
+        Command::Tail(args) => runtime()?.block_on(cmd::tail::run(&ctx, args)),
+        Command::Bench(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            match args.kind {
+                BenchKind::Latency(a) => rt.block_on(bench::latency::run(&ctx, &a)),
+                BenchKind::Throughput(a) => rt.block_on(bench::throughput::run(&ctx, &a)),
+                BenchKind::Fanout(a) => rt.block_on(bench::fanout::run(&ctx, &a)),
+            }
+        }
+    }
+}
+
+/// A small runtime for commands that make a few requests.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Logs go to stderr. The filter comes from `AGENT_RELAY_LOG`, else `RUST_LOG`, else the
+/// configuration's `log.level`; JSON lines when `AGENT_RELAY_LOG_JSON=1` or `log.json`.
+fn init_logging(config: &RelayConfig) {
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let spec = from_env("AGENT_RELAY_LOG")
+        .or_else(|| from_env("RUST_LOG"))
+        .unwrap_or_else(|| config.log.level.clone());
+    let filter = match EnvFilter::try_new(&spec) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("agent-relay: ignoring the log filter {spec:?} ({e}); using info");
+            EnvFilter::new("info")
+        }
+    };
+    let json = from_env("AGENT_RELAY_LOG_JSON")
+        .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .unwrap_or(config.log.json);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A subscriber can only be installed once per process; a second attempt is harmless.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,482 @@
+//! The [`Client`] handle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay_protocol::ids::{new_id, validate_agent_name};
+use relay_protocol::{
+    AckPayload, ChannelJoinPayload, ChannelLeavePayload, ChannelMessagePayload, Envelope,
+    HealthPayload, HealthResponsePayload, InboxPayload, InboxResponsePayload, ListAgentsPayload,
+    ListAgentsResponsePayload, MessageGetPayload, MessageGetResponsePayload, MessageType,
+    MessagesQueryPayload, MessagesResponsePayload, MetricsPayload, MetricsResponsePayload,
+    RemoveAgentPayload, RemoveAgentResponsePayload, StatusResponsePayload, SyncMeta, WatchPayload,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc::error::SendTimeoutError;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::ClientConfig;
+use crate::dedupe::Dedupe;
+use crate::driver::{encode, establish, Driver, Outgoing, Queues, CONTROL_CAPACITY};
+use crate::error::ClientError;
+use crate::event::{Delivered, Event};
+use crate::options::SendOptions;
+use crate::shared::{Shared, WaitGuard, Waiter};
+
+/// The events of one client, in arrival order. Keep reading it: when it is full the client
+/// stops reading the socket.
+pub type EventStream = mpsc::Receiver<Event>;
+
+/// Extra time a `send_and_wait` waits past its timeout for the daemon's TIMEOUT error.
+const SYNC_GRACE: Duration = Duration::from_secs(1);
+/// How long `close` waits for the connection task to finish.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
+
+/// A connection to the daemon. Cheap to clone; every clone drives the same connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    out_tx: mpsc::Sender<Outgoing>,
+    shutdown_tx: watch::Sender<bool>,
+    done_rx: watch::Receiver<bool>,
+}
+
+impl Client {
+    /// Connects, completes the handshake (within `connect_timeout`) and starts the
+    /// connection task. The first event on the stream is [`Event::Connected`].
+    pub async fn connect(config: ClientConfig) -> Result<(Client, EventStream), ClientError> {
+        validate_agent_name(&config.agent_name)?;
+        let shared = Shared::new(config);
+        let first = establish(&shared).await?;
+        let config = &shared.config;
+        let (events_tx, events_rx) = mpsc::channel(config.event_capacity.max(1));
+        let (out_tx, out_rx) = mpsc::channel(config.outgoing_capacity.max(1));
+        let (ctrl_tx, ctrl_rx) = mpsc::channel(CONTROL_CAPACITY);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (done_tx, done_rx) = watch::channel(false);
+        let driver = Driver {
+            shared: Arc::clone(&shared),
+            events: events_tx,
+            ctrl_tx,
+            queues: Some(Queues { out_rx, ctrl_rx }),
+            shutdown: shutdown_rx,
+            done: done_tx,
+            dedupe: Dedupe::new(config.dedupe_capacity),
+            closing: false,
+        };
+        tokio::spawn(driver.run(first));
+        let client = Client {
+            inner: Arc::new(Inner {
+                shared,
+                out_tx,
+                shutdown_tx,
+                done_rx,
+            }),
+        };
+        Ok((client, events_rx))
+    }
+
+    /// The configuration this client was started with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.shared.config
+    }
+
+    /// The registered agent name.
+    pub fn agent_name(&self) -> &str {
+        &self.inner.shared.config.agent_name
+    }
+
+    /// The current session id; `None` while disconnected or after close.
+    pub fn session_id(&self) -> Option<String> {
+        self.inner.shared.state().session_id.clone()
+    }
+
+    /// Whether the client stopped for good.
+    pub fn is_closed(&self) -> bool {
+        self.inner.shared.state().closed.is_some()
+    }
+
+    /// Sends a message; returns the SEND's envelope id (what a NACK names). Returns once the
+    /// frame is queued, not when it is delivered.
+    pub async fn send(&self, opts: SendOptions) -> Result<String, ClientError> {
+        let env = send_envelope(&opts);
+        let id = env.id.clone();
+        self.enqueue(&env).await?;
+        Ok(id)
+    }
+
+    /// Sends a message with `payload_meta.sync` and waits for the recipient's answer (an ACK
+    /// with the same correlation id, forwarded by the daemon). Fails fast on a NACK for this
+    /// send or the daemon's TIMEOUT error, and locally shortly after `timeout`.
+    pub async fn send_and_wait(
+        &self,
+        mut opts: SendOptions,
+        timeout: Duration,
+    ) -> Result<AckPayload, ClientError> {
+        let correlation_id = new_id();
+        opts.meta_mut().sync = Some(SyncMeta {
+            correlation_id: correlation_id.clone(),
+            timeout_ms: Some(duration_ms(timeout)),
+            blocking: true,
+        });
+        let env = send_envelope(&opts);
+        let (tx, rx) = oneshot::channel();
+        let _guard = self.register(correlation_id, env.id.clone(), Waiter::Sync(tx));
+        self.enqueue(&env).await?;
+        wait(rx, timeout + SYNC_GRACE, || {
+            format!("sync message to {}", opts.to)
+        })
+        .await
+    }
+
+    /// Sends a request and waits for the response (SDK convention: `data._correlationId` and
+    /// `payload_meta.replyTo` carry a fresh correlation id; the responder echoes it).
+    pub async fn request(
+        &self,
+        to: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> Result<Delivered, ClientError> {
+        self.request_with(SendOptions::new(to, body), timeout).await
+    }
+
+    /// [`Client::request`] with full send options.
+    pub async fn request_with(
+        &self,
+        mut opts: SendOptions,
+        timeout: Duration,
+    ) -> Result<Delivered, ClientError> {
+        let correlation_id = new_id();
+        opts.set_data("_correlationId", Value::String(correlation_id.clone()));
+        opts.meta_mut().reply_to = Some(correlation_id.clone());
+        let env = send_envelope(&opts);
+        let (tx, rx) = oneshot::channel();
+        let _guard = self.register(correlation_id, env.id.clone(), Waiter::Request(tx));
+        self.enqueue(&env).await?;
+        wait(rx, timeout, || format!("request to {}", opts.to)).await
+    }
+
+    /// Answers a [`Client::request`]: sends `body` to `to` with `data._correlationId`,
+    /// `data._isResponse: true` and `payload_meta.replyTo`.
+    pub async fn respond(
+        &self,
+        correlation_id: &str,
+        to: &str,
+        body: &str,
+        data: Option<Map<String, Value>>,
+    ) -> Result<String, ClientError> {
+        let mut opts = SendOptions::new(to, body);
+        opts.data = data;
+        opts.set_data("_correlationId", Value::String(correlation_id.to_string()));
+        opts.set_data("_isResponse", Value::Bool(true));
+        opts.meta_mut().reply_to = Some(correlation_id.to_string());
+        self.send(opts).await
+    }
+
+    /// Answers a message sent with sync (`send_and_wait`): an ACK with its correlation id and
+    /// `response: true`, which the daemon forwards to the waiting sender.
+    pub async fn reply_sync(
+        &self,
+        delivered: &Delivered,
+        response_data: Option<Value>,
+    ) -> Result<(), ClientError> {
+        let Some(correlation_id) = delivered.sync_correlation_id() else {
+            return Err(ClientError::NotSync {
+                id: delivered.id.clone(),
+            });
+        };
+        let ack = AckPayload {
+            ack_id: delivered.id.clone(),
+            seq: 0,
+            correlation_id: Some(correlation_id.to_string()),
+            response: Some(Value::Bool(true)),
+            response_data,
+            ..AckPayload::default()
+        };
+        self.enqueue(&Envelope::new(MessageType::Ack, &ack)).await
+    }
+
+    /// Acknowledges a DELIVER (only needed with `auto_ack: false`).
+    pub async fn ack(&self, id: &str, seq: u64) -> Result<(), ClientError> {
+        let ack = AckPayload {
+            ack_id: id.to_string(),
+            seq,
+            ..AckPayload::default()
+        };
+        self.enqueue(&Envelope::new(MessageType::Ack, &ack)).await
+    }
+
+    /// Subscribes to a topic (kept across reconnects).
+    pub async fn subscribe(&self, topic: &str) -> Result<(), ClientError> {
+        self.inner
+            .shared
+            .state()
+            .subscriptions
+            .insert(topic.to_string());
+        let env = Envelope::new(MessageType::Subscribe, &empty()).topic(topic);
+        self.enqueue(&env).await
+    }
+
+    pub async fn unsubscribe(&self, topic: &str) -> Result<(), ClientError> {
+        self.inner.shared.state().subscriptions.remove(topic);
+        let env = Envelope::new(MessageType::Unsubscribe, &empty()).topic(topic);
+        self.enqueue(&env).await
+    }
+
+    /// Joins a channel (`#name`); memberships are kept by the daemon.
+    pub async fn join_channel(&self, channel: &str) -> Result<(), ClientError> {
+        let payload = ChannelJoinPayload {
+            channel: channel.to_string(),
+            display_name: self.inner.shared.config.display_name.clone(),
+            avatar_url: None,
+            member: None,
+        };
+        self.enqueue(&Envelope::new(MessageType::ChannelJoin, &payload))
+            .await
+    }
+
+    pub async fn leave_channel(&self, channel: &str) -> Result<(), ClientError> {
+        let payload = ChannelLeavePayload {
+            channel: channel.to_string(),
+            reason: None,
+            member: None,
+        };
+        self.enqueue(&Envelope::new(MessageType::ChannelLeave, &payload))
+            .await
+    }
+
+    /// Posts to a channel; returns the envelope id.
+    pub async fn channel_message(
+        &self,
+        channel: &str,
+        body: &str,
+        thread: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let payload = ChannelMessagePayload {
+            channel: channel.to_string(),
+            body: body.to_string(),
+            thread: thread.map(str::to_string),
+            mentions: None,
+            attachments: None,
+            data: None,
+        };
+        let env = Envelope::new(MessageType::ChannelMessage, &payload);
+        let id = env.id.clone();
+        self.enqueue(&env).await?;
+        Ok(id)
+    }
+
+    /// Sends any query and decodes the answer: the envelope whose `id` equals the request's.
+    /// An ERROR naming the request (`replyTo`) fails it.
+    pub async fn query<T: DeserializeOwned>(
+        &self,
+        msg_type: MessageType,
+        payload: &impl Serialize,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let what = msg_type.to_string();
+        let env = Envelope::new(msg_type, payload);
+        let (tx, rx) = oneshot::channel();
+        let _guard = self.register(env.id.clone(), env.id.clone(), Waiter::Query(tx));
+        self.enqueue(&env).await?;
+        let answer = wait(rx, timeout, || what.clone()).await?;
+        answer.payload_as::<T>().map_err(|e| {
+            ClientError::Protocol(format!(
+                "cannot decode the {} answer to {what}: {e}",
+                answer.msg_type
+            ))
+        })
+    }
+
+    fn timeout(&self) -> Duration {
+        self.inner.shared.config.request_timeout
+    }
+
+    pub async fn status(&self) -> Result<StatusResponsePayload, ClientError> {
+        self.query(MessageType::Status, &empty(), self.timeout())
+            .await
+    }
+
+    pub async fn inbox(&self, query: InboxPayload) -> Result<InboxResponsePayload, ClientError> {
+        self.query(MessageType::Inbox, &query, self.timeout()).await
+    }
+
+    pub async fn messages(
+        &self,
+        query: MessagesQueryPayload,
+    ) -> Result<MessagesResponsePayload, ClientError> {
+        self.query(MessageType::MessagesQuery, &query, self.timeout())
+            .await
+    }
+
+    /// Every agent the daemon knows, online or not.
+    pub async fn list_agents(&self) -> Result<ListAgentsResponsePayload, ClientError> {
+        let payload = ListAgentsPayload {
+            include_idle: Some(true),
+            project: None,
+        };
+        self.query(MessageType::ListAgents, &payload, self.timeout())
+            .await
+    }
+
+    /// The agents connected right now.
+    pub async fn list_connected_agents(&self) -> Result<ListAgentsResponsePayload, ClientError> {
+        self.query(MessageType::ListConnectedAgents, &empty(), self.timeout())
+            .await
+    }
+
+    pub async fn remove_agent(
+        &self,
+        name: &str,
+        remove_messages: bool,
+    ) -> Result<RemoveAgentResponsePayload, ClientError> {
+        let payload = RemoveAgentPayload {
+            name: name.to_string(),
+            remove_messages: Some(remove_messages),
+        };
+        self.query(MessageType::RemoveAgent, &payload, self.timeout())
+            .await
+    }
+
+    pub async fn health(&self) -> Result<HealthResponsePayload, ClientError> {
+        self.query(
+            MessageType::Health,
+            &HealthPayload::default(),
+            self.timeout(),
+        )
+        .await
+    }
+
+    pub async fn metrics(&self) -> Result<MetricsResponsePayload, ClientError> {
+        self.query(
+            MessageType::Metrics,
+            &MetricsPayload::default(),
+            self.timeout(),
+        )
+        .await
+    }
+
+    /// Looks a message up by id or unique id prefix (MESSAGE_GET). A missing or ambiguous id
+    /// comes back as `error` in the answer.
+    pub async fn message_get(
+        &self,
+        id_or_prefix: &str,
+    ) -> Result<MessageGetResponsePayload, ClientError> {
+        let payload = MessageGetPayload {
+            id: id_or_prefix.to_string(),
+        };
+        self.query(MessageType::MessageGet, &payload, self.timeout())
+            .await
+    }
+
+    /// Asks for a copy of every routed message (and optionally agent logs) as
+    /// [`Event::Watch`]; kept across reconnects.
+    pub async fn watch(&self, watch: WatchPayload) -> Result<(), ClientError> {
+        self.inner.shared.state().watch = Some(watch.clone());
+        self.enqueue(&Envelope::new(MessageType::Watch, &watch))
+            .await
+    }
+
+    /// Says BYE after everything already queued, then stops (no reconnect). Waits a bounded
+    /// time for the connection task to finish; [`Event::Closed`] is the last event.
+    pub async fn close(&self) {
+        if !self.is_closed() {
+            if let Ok(bye) = encode(
+                &Envelope::new(MessageType::Bye, &empty()),
+                self.inner.shared.config.max_frame_bytes,
+            ) {
+                // A full queue only means the BYE is skipped; the socket is closed anyway.
+                let _ = self
+                    .inner
+                    .out_tx
+                    .send_timeout(Outgoing::Bye(bye), Duration::from_millis(500))
+                    .await;
+            }
+            // No receiver means the connection task already ended.
+            let _ = self.inner.shutdown_tx.send(true);
+        }
+        let mut done = self.inner.done_rx.clone();
+        // Past the deadline the task is left to finish on its own.
+        let _ = tokio::time::timeout(CLOSE_WAIT, done.wait_for(|d| *d)).await;
+    }
+
+    fn register(&self, key: String, sent_id: String, waiter: Waiter) -> WaitGuard {
+        self.inner
+            .shared
+            .waits()
+            .insert(key.clone(), sent_id, waiter);
+        WaitGuard {
+            shared: Arc::clone(&self.inner.shared),
+            key,
+        }
+    }
+
+    async fn enqueue(&self, env: &Envelope) -> Result<(), ClientError> {
+        if let Some(reason) = self.inner.shared.state().closed.clone() {
+            return Err(ClientError::Closed { reason });
+        }
+        let config = &self.inner.shared.config;
+        let frame = encode(env, config.max_frame_bytes)?;
+        match self
+            .inner
+            .out_tx
+            .send_timeout(Outgoing::Frame(frame), config.queue_timeout)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(_)) => Err(ClientError::QueueFull {
+                after: config.queue_timeout,
+            }),
+            Err(SendTimeoutError::Closed(_)) => Err(ClientError::Closed {
+                reason: self
+                    .inner
+                    .shared
+                    .state()
+                    .closed
+                    .clone()
+                    .unwrap_or_else(|| "the connection task stopped".into()),
+            }),
+        }
+    }
+}
+
+fn empty() -> Map<String, Value> {
+    Map::new()
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn send_envelope(opts: &SendOptions) -> Envelope {
+    let mut env = Envelope::new(MessageType::Send, &opts.payload()).to(opts.to.clone());
+    if let Some(topic) = &opts.topic {
+        env = env.topic(topic.clone());
+    }
+    if let Some(meta) = &opts.meta {
+        env = env.meta(meta.clone());
+    }
+    env
+}
+
+async fn wait<T>(
+    rx: oneshot::Receiver<Result<T, ClientError>>,
+    after: Duration,
+    what: impl FnOnce() -> String,
+) -> Result<T, ClientError> {
+    match tokio::time::timeout(after, rx).await {
+        Err(_) => Err(ClientError::Timeout {
+            what: what(),
+            after,
+        }),
+        Ok(Err(_)) => Err(ClientError::Disconnected),
+        Ok(Ok(result)) => result,
+    }
+}

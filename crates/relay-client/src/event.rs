@@ -1,0 +1,120 @@
+//! What the client reports to the application.
+
+use relay_protocol::{
+    AckPayload, AgentReadyPayload, BusyPayload, ChannelJoinPayload, ChannelLeavePayload,
+    ChannelMessagePayload, DeliveryInfo, Envelope, ErrorPayload, NackPayload, SendMeta,
+    SendPayload, WatchEventPayload,
+};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// One thing that happened on the connection, in arrival order.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The handshake completed (first connect or a reconnect). `resumed` is true when the
+    /// daemon continued the previous session, replaying its unacknowledged messages.
+    Connected { session_id: String, resumed: bool },
+    /// A message addressed to this agent (already acknowledged when `auto_ack` is on).
+    Message(Delivered),
+    /// A message in a channel this agent is a member of.
+    ChannelMessage {
+        id: String,
+        from: String,
+        payload: ChannelMessagePayload,
+    },
+    ChannelJoin {
+        from: String,
+        payload: ChannelJoinPayload,
+    },
+    ChannelLeave {
+        from: String,
+        payload: ChannelLeavePayload,
+    },
+    /// A SEND was refused and no `send_and_wait`/`request` was waiting for it.
+    Nack(NackPayload),
+    /// The daemon asks this sender to slow down.
+    Busy(BusyPayload),
+    /// An ERROR that did not answer a pending request.
+    ServerError(ErrorPayload),
+    /// A spawned agent registered.
+    AgentReady(AgentReadyPayload),
+    /// A routed message or log line (after [`Client::watch`](crate::Client::watch)).
+    Watch(WatchEventPayload),
+    /// A forwarded ACK (sync answer) that no `send_and_wait` was waiting for.
+    SyncAck { from: String, payload: AckPayload },
+    /// The connection was lost; the client is reconnecting (when `reconnect` is on).
+    Disconnected { reason: String },
+    /// The client stopped for good; no further events follow.
+    Closed { reason: String },
+}
+
+/// A DELIVER, decoded.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// The DELIVER's envelope id (what an ACK names).
+    pub id: String,
+    pub from: String,
+    pub to: Option<String>,
+    pub topic: Option<String>,
+    /// Epoch milliseconds.
+    pub ts: u64,
+    pub payload: SendPayload,
+    pub meta: Option<SendMeta>,
+    pub delivery: Option<DeliveryInfo>,
+    /// The sender's signature (`_sig`), untouched.
+    pub sig: Option<Box<RawValue>>,
+}
+
+impl Delivered {
+    /// Decodes a DELIVER envelope.
+    pub fn from_envelope(env: Envelope) -> Result<Delivered, serde_json::Error> {
+        let payload: SendPayload = env.payload_as()?;
+        Ok(Delivered {
+            id: env.id,
+            from: env.from.unwrap_or_default(),
+            to: env.to,
+            topic: env.topic,
+            ts: env.ts,
+            payload,
+            meta: env.payload_meta,
+            delivery: env.delivery,
+            sig: env.sig,
+        })
+    }
+
+    /// The delivery sequence number (0 when the daemon sent none).
+    pub fn seq(&self) -> u64 {
+        self.delivery.as_ref().map(|d| d.seq).unwrap_or(0)
+    }
+
+    /// The correlation id of a request/response exchange: `data._correlationId`, else
+    /// `payload_meta.replyTo`.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.data_str("_correlationId")
+            .or_else(|| self.meta.as_ref().and_then(|m| m.reply_to.as_deref()))
+    }
+
+    /// Whether this message answers a [`Client::request`](crate::Client::request)
+    /// (`data._isResponse: true`).
+    pub fn is_response(&self) -> bool {
+        self.payload
+            .data
+            .as_ref()
+            .and_then(|d| d.get("_isResponse"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// The sync correlation id when the sender waits for an answer
+    /// (answer with [`Client::reply_sync`](crate::Client::reply_sync)).
+    pub fn sync_correlation_id(&self) -> Option<&str> {
+        self.meta
+            .as_ref()
+            .and_then(|m| m.sync.as_ref())
+            .map(|s| s.correlation_id.as_str())
+    }
+
+    fn data_str(&self, key: &str) -> Option<&str> {
+        self.payload.data.as_ref()?.get(key)?.as_str()
+    }
+}
