@@ -85,8 +85,10 @@ fn init_logging(config: &RelayConfig) {
     let json = from_env("AGENT_RELAY_LOG_JSON")
         .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
         .unwrap_or(config.log.json);
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A subscriber can only be installed once per process; a second attempt is harmless.
     let _ = if json {

@@ -112,6 +112,8 @@ pub fn store_config(config: &RelayConfig, paths: &ProjectPaths) -> StoreConfig {
     };
     let mut sc = StoreConfig::new(backend);
     sc.queue_capacity = s.queue_capacity;
+    // Large batches let an ACK fold into the INSERT of its message when storage is busy.
+    sc.max_batch = (s.queue_capacity / 2).max(1024);
     sc.retention = (s.retention_days > 0).then(|| Duration::from_secs(s.retention_days * 86_400));
     sc
 }

@@ -21,6 +21,16 @@ fn page_size() -> u64 {
     }
 }
 
+/// Returns freed heap memory to the operating system (glibc keeps it otherwise).
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers and
+    // is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// (total, available) system memory in bytes.
 pub fn memory() -> (u64, u64) {
     let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {

@@ -353,6 +353,15 @@ impl StoreHandle {
         self.core().metrics.snapshot()
     }
 
+    /// Writes queued and not yet committed, and the queue's capacity (cheap: two atomic loads).
+    pub fn queue_fill(&self) -> (usize, usize) {
+        let m = &self.core().metrics;
+        (
+            m.queue_depth.load(std::sync::atomic::Ordering::Relaxed),
+            m.queue_capacity,
+        )
+    }
+
     /// Backend name (`"sqlite"`, `"memory"`).
     pub fn backend_name(&self) -> &'static str {
         self.core().metrics.backend_name

@@ -24,11 +24,30 @@ pub(crate) struct Migration {
 }
 
 /// All migrations, oldest first. Versions must be 1, 2, 3, ... in order.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "relay schema (adopts the original relay's messages/sessions tables)",
-    apply: migration_1,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "relay schema (adopts the original relay's messages/sessions tables)",
+        apply: migration_1,
+    },
+    Migration {
+        version: 2,
+        description: "index only pending messages for the per-recipient backlog",
+        apply: migration_2,
+    },
+];
+
+/// Acknowledging a message used to rewrite its `(recipient, status, ts)` index entry; a partial
+/// index over pending rows only turns that into a removal, and stays small because delivered
+/// messages leave it.
+fn migration_2(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "DROP INDEX IF EXISTS idx_messages_pending;
+         CREATE INDEX IF NOT EXISTS idx_messages_pending_only ON messages (recipient, ts)
+             WHERE status IN ('unread', 'read');",
+    )?;
+    Ok(())
+}
 
 /// Schema version this build writes.
 pub fn latest_version() -> i64 {

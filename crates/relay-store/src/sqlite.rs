@@ -44,8 +44,9 @@ const INSERT_MESSAGE: &str = "INSERT OR REPLACE INTO messages (id, ts, sender, r
     ?20, ?21, ?22)";
 
 const BUMP_SESSION_COUNT: &str =
-    "UPDATE sessions SET message_count = COALESCE(message_count, 0) + 1 \
-    WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE id = ?2)";
+    "UPDATE sessions SET message_count = COALESCE(message_count, 0) + ?2 WHERE id = ?1";
+
+const MESSAGE_EXISTS: &str = "SELECT 1 FROM messages WHERE id = ?1";
 
 const START_SESSION: &str = "INSERT INTO sessions \
     (id, agent_name, cli, started_at, ended_at, resume_token, closed_by, message_count) \
@@ -306,8 +307,23 @@ impl Backend for SqliteBackend {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Session message counts are summed over the batch and written once per session.
+        let mut session_counts: std::collections::HashMap<&str, i64> =
+            std::collections::HashMap::new();
         for op in batch {
+            if let WriteOp::InsertMessage(m) = op {
+                if let Some(session) = &m.session_id {
+                    let exists = tx.prepare_cached(MESSAGE_EXISTS)?.exists(params![m.id])?;
+                    if !exists {
+                        *session_counts.entry(session.as_str()).or_insert(0) += 1;
+                    }
+                }
+            }
             apply_op(&tx, op)?;
+        }
+        for (session, n) in session_counts {
+            tx.prepare_cached(BUMP_SESSION_COUNT)?
+                .execute(params![session, n])?;
         }
         tx.commit()?;
         Ok(())
@@ -354,10 +370,6 @@ impl Backend for SqliteBackend {
 fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
     match op {
         WriteOp::InsertMessage(m) => {
-            if let Some(session) = &m.session_id {
-                conn.prepare_cached(BUMP_SESSION_COUNT)?
-                    .execute(params![session, m.id])?;
-            }
             conn.prepare_cached(INSERT_MESSAGE)?.execute(params![
                 m.id,
                 m.ts,

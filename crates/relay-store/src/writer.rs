@@ -110,7 +110,13 @@ impl Writer {
                 }
             }
             self.core.wake_blocked_writers();
+            coalesce(&mut cycle.writes);
+            let batch_len = cycle.writes.len();
             let lost = self.commit(&mut cycle.writes);
+            // A burst grows the batch buffer to tens of megabytes; do not keep that when idle.
+            if batch_len < 1024 && cycle.writes.capacity() > 8192 {
+                cycle.writes.shrink_to(1024);
+            }
             self.answer(&mut cycle.waiting, lost);
             self.cleanup_if_due(&mut next_cleanup);
             if !cycle.shutdowns.is_empty() {
@@ -290,7 +296,12 @@ impl Writer {
                 Ok(cmd) => {
                     self.take(cmd, &mut cycle);
                     if cycle.writes.len() >= self.max_batch {
+                        let batch_len = cycle.writes.len();
                         let lost = self.commit(&mut cycle.writes);
+                        // A burst grows the batch buffer to tens of megabytes; do not keep that when idle.
+                        if batch_len < 1024 && cycle.writes.capacity() > 8192 {
+                            cycle.writes.shrink_to(1024);
+                        }
                         self.answer(&mut cycle.waiting, lost);
                     }
                 }
@@ -322,5 +333,104 @@ impl Writer {
             let _ = reply.send(answer);
         }
         tracing::debug!(lost_total, "store writer thread shut down");
+    }
+}
+
+/// Folds status, attempt and delivery updates into an `InsertMessage` of the same id queued
+/// earlier in the same batch. Under load most messages are acknowledged before their insert is
+/// committed, so this turns an INSERT plus an UPDATE into one INSERT. The result is identical:
+/// the ops would have run in this order inside one transaction anyway.
+pub(crate) fn coalesce(writes: &mut Vec<WriteOp>) {
+    if writes.len() < 2 {
+        return;
+    }
+    let mut inserted: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut keep = vec![true; writes.len()];
+    for i in 0..writes.len() {
+        let target = match &writes[i] {
+            WriteOp::InsertMessage(m) => {
+                inserted.insert(m.id.clone(), i);
+                continue;
+            }
+            WriteOp::SetStatus { id, .. }
+            | WriteOp::SetDelivery { id, .. }
+            | WriteOp::IncrementAttempts { id } => inserted.get(id).copied(),
+            _ => None,
+        };
+        let Some(at) = target else { continue };
+        let update = std::mem::replace(
+            &mut writes[i],
+            WriteOp::IncrementAttempts { id: String::new() },
+        );
+        let WriteOp::InsertMessage(m) = &mut writes[at] else {
+            continue;
+        };
+        match update {
+            WriteOp::SetStatus {
+                status, last_error, ..
+            } => {
+                m.status = status;
+                if last_error.is_some() {
+                    m.last_error = last_error;
+                }
+            }
+            WriteOp::SetDelivery {
+                session_id,
+                seq,
+                status,
+                ..
+            } => {
+                m.delivery_session_id = Some(session_id);
+                m.delivery_seq = Some(seq);
+                m.status = status;
+            }
+            WriteOp::IncrementAttempts { .. } => m.attempts += 1,
+            _ => {}
+        }
+        keep[i] = false;
+    }
+    let mut flags = keep.into_iter();
+    writes.retain(|_| flags.next().unwrap_or(true));
+}
+
+#[cfg(test)]
+mod coalesce_tests {
+    use super::*;
+    use crate::types::{MessageStatus, StoredMessage};
+
+    #[test]
+    fn updates_fold_into_an_insert_of_the_same_batch() {
+        let mut ops = vec![
+            WriteOp::InsertMessage(StoredMessage::new("a", 1, "A", "B", "x")),
+            WriteOp::SetStatus {
+                id: "other".into(),
+                status: MessageStatus::Acked,
+                last_error: None,
+            },
+            WriteOp::IncrementAttempts { id: "a".into() },
+            WriteOp::SetStatus {
+                id: "a".into(),
+                status: MessageStatus::Failed,
+                last_error: Some("boom".into()),
+            },
+            WriteOp::SetStatus {
+                id: "a".into(),
+                status: MessageStatus::Acked,
+                last_error: None,
+            },
+        ];
+        coalesce(&mut ops);
+        assert_eq!(ops.len(), 2, "{ops:?}");
+        let WriteOp::InsertMessage(m) = &ops[0] else {
+            panic!("insert first: {ops:?}")
+        };
+        assert_eq!(m.status, MessageStatus::Acked);
+        assert_eq!(m.attempts, 1);
+        assert_eq!(
+            m.last_error.as_deref(),
+            Some("boom"),
+            "a None error keeps the earlier one"
+        );
+        assert!(matches!(&ops[1], WriteOp::SetStatus { id, .. } if id == "other"));
     }
 }

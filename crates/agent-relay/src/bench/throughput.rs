@@ -2,7 +2,7 @@
 //! in flight; receivers acknowledge everything and check that each message arrived exactly
 //! once.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ const DRAIN_IDLE: Duration = Duration::from_secs(5);
 struct Pair {
     /// Unique messages the receiver got.
     delivered: AtomicU64,
-    /// Messages the daemon refused (BUSY or NACK): they will not arrive.
+    /// Refused messages (NACK BUSY) not yet sent again.
     refused: AtomicU64,
     /// The sender has sent everything (or gave up).
     sending_done: AtomicBool,
@@ -42,6 +42,8 @@ struct Pair {
 #[derive(Default)]
 struct SenderStats {
     sent: u64,
+    /// SENDs repeated after a NACK BUSY.
+    resent: u64,
     busy: u64,
     nack: u64,
     errors: u64,
@@ -132,6 +134,7 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
         sent.sent += s.sent;
         sent.busy += s.busy;
         sent.nack += s.nack;
+        sent.resent += s.resent;
         sent.errors += s.errors;
         sent.stalled |= s.stalled;
     }
@@ -178,6 +181,7 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
                 "losses": losses,
                 "busy": sent.busy,
                 "nack": sent.nack,
+                "resent": sent.resent,
                 "errors": sent.errors,
                 "unexpected": got.unexpected,
                 "stalled": sent.stalled,
@@ -200,7 +204,10 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
             got.duplicate_ids, got.duplicate_seqs
         );
         println!("  losses        {losses}");
-        println!("  refused       {} busy, {} nack", sent.busy, sent.nack);
+        println!(
+            "  backpressure  {} BUSY (advisory), {} NACK BUSY (sent again: {})",
+            sent.busy, sent.nack, sent.resent
+        );
         if sent.errors > 0 || got.unexpected > 0 {
             println!(
                 "  anomalies     {} errors, {} unexpected deliveries",
@@ -247,25 +254,45 @@ async fn send(
     let mut pause_until: Option<Instant> = None;
     let mut progress = (0u64, Instant::now());
     let mut seq = 0u64;
-    while seq < job.count {
+    // Sequence numbers the daemon refused (NACK BUSY): a correct client sends them again.
+    let mut retry: VecDeque<u64> = VecDeque::new();
+    let mut resends = 0u64;
+    let id_prefix = format!("{}-", job.id_prefix);
+    while pair.delivered.load(Ordering::Relaxed) < job.count {
         let delivered = pair.delivered.load(Ordering::Relaxed);
-        let refused = stats.busy + stats.nack;
-        pair.refused.store(refused, Ordering::Relaxed);
-        let in_flight = seq.saturating_sub(delivered + refused);
+        let in_flight = seq.saturating_sub(delivered + retry.len() as u64);
         let now = Instant::now();
         let paused = pause_until.is_some_and(|t| t > now);
-        if !paused && in_flight < job.window {
-            let n = (job.window - in_flight).min(job.count - seq).min(BATCH);
+        let ready = !retry.is_empty() || seq < job.count;
+        if !paused && ready && in_flight < job.window {
+            let n = (job.window - in_flight).min(BATCH);
             for _ in 0..n {
-                let body = make_body(&format!("{}:{seq}", job.index), job.size);
-                let env = raw::send_envelope(&job.to, &body, format!("{}-{seq}", job.id_prefix));
+                let (this, id) = if let Some(again) = retry.pop_front() {
+                    resends += 1;
+                    (again, format!("{id_prefix}{again}-r{resends}"))
+                } else if seq < job.count {
+                    seq += 1;
+                    (seq - 1, format!("{id_prefix}{}", seq - 1))
+                } else {
+                    break;
+                };
+                let body = make_body(&format!("{}:{this}", job.index), job.size);
+                let env = raw::send_envelope(&job.to, &body, id);
                 raw::feed(&mut writer, &env).await?;
-                seq += 1;
             }
             raw::flush(&mut writer).await?;
             stats.sent = seq;
+            stats.resent = resends;
             while let Some(item) = raw::next(&mut reader).now_or_never() {
-                handle(item?, &mut writer, &mut stats, &mut pause_until).await?;
+                handle(
+                    item?,
+                    &mut writer,
+                    &mut stats,
+                    &mut pause_until,
+                    &id_prefix,
+                    &mut retry,
+                )
+                .await?;
             }
             continue;
         }
@@ -281,19 +308,18 @@ async fn send(
             .max(Duration::from_millis(1));
         tokio::select! {
             _ = pair.notify.notified() => {}
-            item = raw::next(&mut reader) => handle(item?, &mut writer, &mut stats, &mut pause_until).await?,
+            item = raw::next(&mut reader) => handle(item?, &mut writer, &mut stats, &mut pause_until, &id_prefix, &mut retry).await?,
             _ = tokio::time::sleep(nap) => {}
         }
     }
-    pair.refused
-        .store(stats.busy + stats.nack, Ordering::Relaxed);
+    pair.refused.store(retry.len() as u64, Ordering::Relaxed);
     pair.sending_done.store(true, Ordering::Relaxed);
     // Keep answering PINGs and counting late refusals until the run ends.
     loop {
         tokio::select! {
             item = raw::next(&mut reader) => {
-                handle(item?, &mut writer, &mut stats, &mut pause_until).await?;
-                pair.refused.store(stats.busy + stats.nack, Ordering::Relaxed);
+                handle(item?, &mut writer, &mut stats, &mut pause_until, &id_prefix, &mut retry).await?;
+                pair.refused.store(retry.len() as u64, Ordering::Relaxed);
             }
             _ = super::stopped(&mut stop) => break,
         }
@@ -307,8 +333,11 @@ async fn handle(
     writer: &mut raw::Writer,
     stats: &mut SenderStats,
     pause_until: &mut Option<Instant>,
+    id_prefix: &str,
+    retry: &mut VecDeque<u64>,
 ) -> anyhow::Result<()> {
     match item {
+        // Advisory: the message was accepted, but the recipient is behind.
         Incoming::Busy(b) => {
             stats.busy += 1;
             *pause_until = Some(Instant::now() + Duration::from_millis(b.retry_after_ms));
@@ -317,6 +346,15 @@ async fn handle(
             stats.nack += 1;
             if n.code == Some(NackCode::Busy) {
                 *pause_until = Some(Instant::now() + NACK_PAUSE);
+                // Refused, not accepted: send it again after the pause.
+                let seq = n
+                    .ack_id
+                    .strip_prefix(id_prefix)
+                    .and_then(|rest| rest.split('-').next())
+                    .and_then(|s| s.parse::<u64>().ok());
+                if let Some(seq) = seq {
+                    retry.push_back(seq);
+                }
             }
         }
         Incoming::Ping(env) => raw::send_now(writer, &raw::pong(env)).await?,

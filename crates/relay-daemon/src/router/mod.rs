@@ -32,6 +32,9 @@ use crate::ratelimit::TokenBucket;
 use crate::Shared;
 
 pub use channels::Channels;
+
+/// Senders whose recent SEND ids are kept after they disconnect.
+const MAX_REMEMBERED_SENDERS: usize = 1024;
 use delivery::Tracker;
 
 /// A new session, resolved by the connection before registration.
@@ -132,6 +135,10 @@ pub struct Router {
     pub(crate) watchers: HashSet<u64>,
     pub(crate) counters: Counters,
     failures: Box<dyn FailureSink>,
+    last_store_warning: Option<Instant>,
+    last_activity: u64,
+    quiet_ticks: u32,
+    trimmed: bool,
 }
 
 impl Router {
@@ -158,6 +165,10 @@ impl Router {
             watchers: HashSet::new(),
             counters: Counters::default(),
             failures,
+            last_store_warning: None,
+            last_activity: 0,
+            quiet_ticks: 0,
+            trimmed: true,
         }
     }
 
@@ -178,7 +189,10 @@ impl Router {
                 }
                 Some(expired) = self.tracker.next_expired() => self.on_delivery_timeout(expired),
                 Some(expired) = self.syncs.next_expired() => self.on_sync_timeout(expired),
-                _ = registry_tick.tick() => self.flush_registry(),
+                _ = registry_tick.tick() => {
+                    self.flush_registry();
+                    self.release_memory_when_idle();
+                }
             }
         }
         self.shutdown();
@@ -424,6 +438,14 @@ impl Router {
             for binds in self.shadows.values_mut() {
                 binds.retain(|b| b.shadow != conn.name);
             }
+            self.buckets.remove(&conn.name);
+            self.last_busy.remove(&conn.name);
+            // Dedupe windows outlive a connection (a client resends after reconnecting), but
+            // only for a bounded number of absent senders.
+            if self.dedupe.len() > MAX_REMEMBERED_SENDERS {
+                self.dedupe
+                    .retain(|name, _| self.by_name.contains_key(name));
+            }
         }
         self.tracker.forget_connection(conn_id);
         self.syncs.forget_sender(conn_id);
@@ -445,6 +467,23 @@ impl Router {
             });
         }
         tracing::info!(agent = %conn.name, conn_id, %reason, "agent disconnected");
+    }
+
+    /// After a burst, give freed heap back to the OS once traffic has been quiet for a few
+    /// seconds, so an idle daemon stays small.
+    fn release_memory_when_idle(&mut self) {
+        let activity = self.counters.delivered + self.counters.acked + self.counters.queries;
+        if activity != self.last_activity {
+            self.last_activity = activity;
+            self.quiet_ticks = 0;
+            self.trimmed = false;
+            return;
+        }
+        self.quiet_ticks += 1;
+        if self.quiet_ticks >= 3 && !self.trimmed {
+            self.trimmed = true;
+            crate::sysinfo::release_free_memory();
+        }
     }
 
     fn flush_registry(&mut self) {
@@ -552,7 +591,18 @@ impl Router {
             Ok(()) => true,
             Err(e) => {
                 self.counters.store_rejections += 1;
-                tracing::warn!("storage refused a write: {e}");
+                // One line per second at most: under overload this fires per message.
+                let now = Instant::now();
+                if self
+                    .last_store_warning
+                    .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+                {
+                    self.last_store_warning = Some(now);
+                    tracing::warn!(
+                        total_refused = self.counters.store_rejections,
+                        "storage refused a write: {e}; senders get NACK BUSY"
+                    );
+                }
                 false
             }
         }

@@ -220,6 +220,12 @@ impl Router {
         if routed == 0 {
             return;
         }
+        // Storage falling behind: ask the sender to slow down before anything is refused.
+        let (depth, capacity) = self.shared.store.queue_fill();
+        if depth * 2 > capacity {
+            let retry_after = (10 * depth / capacity.max(1)) as u64 + 5;
+            self.busy(conn_id, retry_after, depth as u64);
+        }
         self.touch_registry(&sender, 1, 0);
         self.shadow_copies(&sender, &to, &env);
         self.notify_watchers(&sender, &to, &env, &payload);
