@@ -103,8 +103,12 @@ impl Ctx {
         }
     }
 
+    /// Connects as this invocation's own transient name, as a system component so the CLI's
+    /// connections never show up as agents or receive broadcasts.
     pub async fn connect(&self) -> anyhow::Result<(Client, EventStream)> {
-        self.connect_as(self.client_config(&Ctx::cli_name())).await
+        let mut config = self.client_config(&Ctx::cli_name());
+        config.system_component = true;
+        self.connect_as(config).await
     }
 
     /// Whether a daemon completes a handshake and answers STATUS within `timeout`.

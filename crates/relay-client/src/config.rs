@@ -24,6 +24,9 @@ pub struct ClientConfig {
     pub team: Option<String>,
     pub display_name: Option<String>,
     pub avatar_url: Option<String>,
+    /// Register as a system component (`_isSystemComponent`): a tool, not an agent. The daemon
+    /// does not list it, remember it, or include it in broadcasts.
+    pub system_component: bool,
     /// Reconnect after a lost connection (default true). A fatal error from the daemon
     /// (duplicate connection, unauthorized, bad request) always stops reconnecting.
     pub reconnect: bool,
@@ -68,6 +71,7 @@ impl ClientConfig {
             team: None,
             display_name: None,
             avatar_url: None,
+            system_component: false,
             reconnect: true,
             reconnect_initial: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(30),

@@ -116,7 +116,7 @@ fn hello(config: &ClientConfig, resume_token: Option<String>) -> Envelope {
         session: resume_token.map(|t| HelloSession {
             resume_token: Some(t),
         }),
-        is_system_component: None,
+        is_system_component: config.system_component.then_some(true),
     };
     Envelope::new(MessageType::Hello, &payload)
 }

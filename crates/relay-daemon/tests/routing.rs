@@ -292,3 +292,49 @@ async fn watch_streams_routed_messages_and_logs() {
     assert_eq!(e["payload"]["event"], "log");
     assert_eq!(e["payload"]["agent"], "Alice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_components_are_tools_not_agents() {
+    let d = TestDaemon::start(fast_config()).await;
+    let mut alice = d.client("Alice").await;
+    let mut tool = Client::hello(&d.socket, "cli-4242", json!({"_isSystemComponent": true})).await;
+    // Not listed, not counted, not a broadcast recipient.
+    let la = alice.query("LIST_AGENTS", json!({})).await;
+    let names: Vec<&str> = la["payload"]["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Alice"]);
+    let lc = alice.query("LIST_CONNECTED_AGENTS", json!({})).await;
+    assert_eq!(lc["payload"]["agents"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        alice.query("STATUS", json!({})).await["payload"]["agentCount"],
+        1
+    );
+    alice.send_to("*", "everyone").await;
+    tool.expect_silence(Duration::from_millis(200)).await;
+    // It can still talk and be answered directly while connected.
+    tool.send_to("Alice", "from the tool").await;
+    assert_eq!(alice.recv_ack().await["from"], "cli-4242");
+    alice.send_to("cli-4242", "reply").await;
+    assert_eq!(tool.recv_ack().await["payload"]["body"], "reply");
+    // Once gone it is not remembered: messages to it are refused, not queued forever.
+    drop(tool);
+    let mut refused = false;
+    for _ in 0..50 {
+        alice.send_to("cli-4242", "anyone?").await;
+        if let Some(v) = alice.next_within(Duration::from_millis(100)).await {
+            if v["type"] == "NACK" {
+                assert!(v["payload"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("unknown recipient"));
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused);
+}

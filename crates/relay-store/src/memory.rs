@@ -298,7 +298,13 @@ impl MemoryBackend {
             .range(prefix.to_string()..)
             .take_while(|(id, _)| id.starts_with(prefix));
         let Some((_, first)) = matches.next() else {
-            return Ok(None);
+            // Not a stored id: it may be the SEND id the sender saw.
+            return Ok(self
+                .messages
+                .values()
+                .filter(|m| m.source_id.as_deref() == Some(prefix))
+                .min_by_key(|m| m.ts)
+                .cloned());
         };
         let others = matches.count();
         if others > 0 {

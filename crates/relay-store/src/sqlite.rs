@@ -195,7 +195,15 @@ impl SqliteBackend {
             .query_map([&pattern], message_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         match matches.len() {
-            0 => Ok(None),
+            // Not a stored id: it may be the SEND id the sender saw. Rare (interactive
+            // lookups only), so an unindexed scan is acceptable.
+            0 => Ok(self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE source_id = ?1 ORDER BY ts ASC, rowid ASC LIMIT 1"
+                ))?
+                .query_row([prefix], message_from_row)
+                .optional()?),
             1 => Ok(matches.pop()),
             _ => {
                 let count: i64 = self

@@ -374,6 +374,21 @@ async fn message_by_id_prefix(f: Fixture) -> TestResult {
         Some("q_1"),
         "no LIKE wildcards"
     );
+    // The SEND id a sender saw finds the stored delivery (the earliest, for a broadcast).
+    let mut first = msg("deliver-1", 5, "a", "b");
+    first.source_id = Some("send-7".into());
+    let mut second = msg("deliver-2", 6, "a", "c");
+    second.source_id = Some("send-7".into());
+    insert(&f, second)?;
+    insert(&f, first)?;
+    assert_eq!(
+        find("send-7").await?.map(|m| m.id).as_deref(),
+        Some("deliver-1")
+    );
+    assert!(
+        find("send-").await?.is_none(),
+        "the SEND id must match exactly"
+    );
     Ok(())
 }
 

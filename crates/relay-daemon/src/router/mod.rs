@@ -98,6 +98,8 @@ pub(crate) struct Conn {
     pub held: Option<Vec<Bytes>>,
     pub watch: Option<WatchPayload>,
     pub resumed: bool,
+    /// A tool connection (`_isSystemComponent`): not registered, listed or broadcast to.
+    pub system: bool,
 }
 
 impl Conn {
@@ -309,6 +311,7 @@ impl Router {
             held: Some(Vec::new()),
             watch: None,
             resumed: reg.session.resumed,
+            system: reg.hello.is_system_component == Some(true),
         };
         for (from, topic, max) in &reg.session.seeds {
             let key = format!("{}:{}", topic.as_deref().unwrap_or("default"), from);
@@ -334,6 +337,56 @@ impl Router {
         self.by_name.insert(name.clone(), reg.conn_id);
         self.counters.connections_total += 1;
 
+        let h = &reg.hello;
+        let system = h.is_system_component == Some(true);
+        if !system {
+            self.remember_agent(&name, entity, h, now);
+        }
+        self.store_write(WriteOp::StartSession(SessionRecord {
+            id: reg.session.session_id.clone(),
+            agent_name: name.clone(),
+            cli: h.cli.clone(),
+            started_at: now as i64,
+            ended_at: None,
+            resume_token: Some(reg.session.resume_token.clone()),
+            closed_by: None,
+            message_count: 0,
+        }));
+        let ready = Envelope::new(
+            MessageType::AgentReady,
+            &AgentReadyPayload {
+                name: name.clone(),
+                cli: h.cli.clone(),
+                task: h.task.clone(),
+                connected_at: now,
+            },
+        );
+        let ready = frame_of(&ready, usize::MAX);
+        let others: Vec<u64> = self
+            .conns
+            .keys()
+            .copied()
+            .filter(|id| *id != reg.conn_id)
+            .collect();
+        if !system {
+            for id in others {
+                self.push(id, ready.clone());
+            }
+        }
+        tracing::info!(agent = %name, conn_id = reg.conn_id, resumed = reg.session.resumed, pid = ?reg.pid, "agent connected");
+
+        let store = self.shared.store.clone();
+        let tx = self.shared.router_tx.clone();
+        let conn_id = reg.conn_id;
+        tokio::spawn(async move {
+            let rows = store.pending_for(name).await.map_err(|e| e.to_string());
+            let _ = tx.send(RouterMsg::BacklogLoaded { conn_id, rows }).await;
+        });
+    }
+
+    /// Records (or refreshes) an agent in the registry and puts it in `#general`.
+    fn remember_agent(&mut self, name: &str, entity: EntityType, h: &HelloPayload, now: u64) {
+        let name = name.to_string();
         let record = self
             .registry
             .entry(name.clone())
@@ -352,7 +405,6 @@ impl Router {
                 messages_sent: 0,
                 messages_received: 0,
             });
-        let h = &reg.hello;
         record.entity_type = entity.as_str().to_string();
         record.last_seen = now as i64;
         for (slot, value) in [
@@ -369,16 +421,6 @@ impl Router {
             }
         }
         self.registry_dirty.insert(name.clone());
-        self.store_write(WriteOp::StartSession(SessionRecord {
-            id: reg.session.session_id.clone(),
-            agent_name: name.clone(),
-            cli: h.cli.clone(),
-            started_at: now as i64,
-            ended_at: None,
-            resume_token: Some(reg.session.resume_token.clone()),
-            closed_by: None,
-            message_count: 0,
-        }));
         if self.channels.join("#general", &name) {
             self.store_write(WriteOp::JoinChannel(relay_store::ChannelMembership {
                 channel: "#general".into(),
@@ -386,34 +428,6 @@ impl Router {
                 joined_at: now as i64,
             }));
         }
-        let ready = Envelope::new(
-            MessageType::AgentReady,
-            &AgentReadyPayload {
-                name: name.clone(),
-                cli: h.cli.clone(),
-                task: h.task.clone(),
-                connected_at: now,
-            },
-        );
-        let ready = frame_of(&ready, usize::MAX);
-        let others: Vec<u64> = self
-            .conns
-            .keys()
-            .copied()
-            .filter(|id| *id != reg.conn_id)
-            .collect();
-        for id in others {
-            self.push(id, ready.clone());
-        }
-        tracing::info!(agent = %name, conn_id = reg.conn_id, resumed = reg.session.resumed, pid = ?reg.pid, "agent connected");
-
-        let store = self.shared.store.clone();
-        let tx = self.shared.router_tx.clone();
-        let conn_id = reg.conn_id;
-        tokio::spawn(async move {
-            let rows = store.pending_for(name).await.map_err(|e| e.to_string());
-            let _ = tx.send(RouterMsg::BacklogLoaded { conn_id, rows }).await;
-        });
     }
 
     fn unregister(&mut self, conn_id: u64, reason: &str) {

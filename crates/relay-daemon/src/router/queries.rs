@@ -244,7 +244,7 @@ impl Router {
             agent_count: Some(
                 self.conns
                     .values()
-                    .filter(|c| c.entity == EntityType::Agent)
+                    .filter(|c| !c.system && c.entity == EntityType::Agent)
                     .count() as u64,
             ),
             storage: Some(StorageStatus {

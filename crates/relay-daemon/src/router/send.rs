@@ -193,7 +193,9 @@ impl Router {
                         self.conns
                             .values()
                             .filter(|c| {
-                                c.name != sender && subs.is_some_and(|s| s.contains(&c.name))
+                                !c.system
+                                    && c.name != sender
+                                    && subs.is_some_and(|s| s.contains(&c.name))
                             })
                             .map(|c| c.id)
                             .collect()
@@ -201,7 +203,7 @@ impl Router {
                     None => self
                         .conns
                         .values()
-                        .filter(|c| c.name != sender)
+                        .filter(|c| !c.system && c.name != sender)
                         .map(|c| c.id)
                         .collect(),
                 };
@@ -211,7 +213,7 @@ impl Router {
                 let recipients: Vec<u64> = self
                     .conns
                     .values()
-                    .filter(|c| c.name != sender && c.entity == EntityType::User)
+                    .filter(|c| !c.system && c.name != sender && c.entity == EntityType::User)
                     .map(|c| c.id)
                     .collect();
                 self.fan_out(conn_id, &sender, "@users", recipients, &env, &template)
