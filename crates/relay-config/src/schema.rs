@@ -14,6 +14,7 @@ pub struct RelayConfig {
     pub delivery: DeliverySection,
     pub limits: LimitsSection,
     pub store: StoreSection,
+    pub dlq: DlqSection,
     pub log: LogSection,
 }
 
@@ -164,6 +165,77 @@ impl Default for StoreSection {
     }
 }
 
+/// Dead letter queue backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DlqBackendKind {
+    #[default]
+    Sqlite,
+    Postgres,
+    Memory,
+}
+
+/// `[dlq]`: the dead letter queue — every message the daemon gives up on is kept here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DlqSection {
+    pub enabled: bool,
+    pub backend: DlqBackendKind,
+    /// SQLite file; empty = the daemon's database (`store.path`).
+    pub path: String,
+    /// PostgreSQL connection URL (backend = "postgres").
+    pub url: String,
+    /// PostgreSQL schema for the table; empty = the server's search_path (usually `public`).
+    pub schema: String,
+    pub pool_size: usize,
+    /// Redeliver dead letters automatically with backoff (and at once when the target connects).
+    pub auto_retry: bool,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub multiplier: f64,
+    /// Automatic replays per letter before it is `exhausted` (an operator can still replay it).
+    pub max_dlq_retries: u32,
+    /// TTL applied to letters whose message has no `payload_meta.ttl_ms`; 0 = none. A letter
+    /// past its TTL is not replayed automatically.
+    pub default_ttl_ms: u64,
+    /// Acknowledged and finished letters older than this are deleted; 0 = keep.
+    pub retention_hours: u64,
+    /// At most this many letters; beyond it the oldest finished, then the oldest unacknowledged,
+    /// are evicted (counted in `evicted`). 0 = unbounded.
+    pub max_entries: u64,
+    /// Unacknowledged letters at which one alert goes to `@users` and the log.
+    pub alert_threshold: u64,
+    /// The alert clears (and can fire again) once the count falls to threshold × this.
+    pub alert_clear_ratio: f64,
+    pub check_interval_ms: u64,
+    pub cleanup_interval_ms: u64,
+}
+
+impl Default for DlqSection {
+    fn default() -> Self {
+        DlqSection {
+            enabled: true,
+            backend: DlqBackendKind::Sqlite,
+            path: String::new(),
+            url: String::new(),
+            schema: String::new(),
+            pool_size: 4,
+            auto_retry: true,
+            initial_backoff_ms: 30_000,
+            max_backoff_ms: 3_600_000,
+            multiplier: 2.0,
+            max_dlq_retries: 5,
+            default_ttl_ms: 0,
+            retention_hours: 168,
+            max_entries: 10_000,
+            alert_threshold: 1000,
+            alert_clear_ratio: 0.8,
+            check_interval_ms: 1000,
+            cleanup_interval_ms: 3_600_000,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -268,6 +340,15 @@ impl RelayConfig {
             paths.default_socket.clone()
         } else {
             paths.resolve(std::path::Path::new(&self.daemon.socket))
+        }
+    }
+
+    /// The dead letter SQLite path: `dlq.path`, else the daemon's database.
+    pub fn dlq_path(&self, paths: &crate::ProjectPaths) -> PathBuf {
+        if self.dlq.path.is_empty() {
+            self.database_path(paths)
+        } else {
+            paths.resolve(std::path::Path::new(&self.dlq.path))
         }
     }
 

@@ -38,6 +38,9 @@ pub struct DeadLetter {
     pub reason: FailureReason,
     pub message: StoredMessage,
     pub error: String,
+    /// Whether `message` is a row of the message store (a DELIVER), as opposed to a SEND that
+    /// was refused before anything was stored.
+    pub stored: bool,
 }
 
 /// Receives every undeliverable message. Called on the router task: implementations must not

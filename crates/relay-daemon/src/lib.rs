@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod connection;
+pub mod dlq;
 pub mod failure;
 pub mod metrics;
 mod ratelimit;
@@ -26,7 +27,9 @@ use relay_config::RelayConfig;
 use relay_store::StoreHandle;
 use tokio::sync::mpsc;
 
-pub use server::{prepare_socket, run, serve, DaemonError, InstanceLock};
+pub use server::{
+    open_dlq, prepare_socket, run, serve, store_config, DaemonError, InstanceLock, Subsystems,
+};
 
 /// What every connection task and the router share (read-only after start).
 pub struct Shared {

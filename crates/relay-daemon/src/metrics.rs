@@ -31,4 +31,5 @@ pub struct Counters {
     pub frames_dropped_slow_consumer: u64,
     pub store_rejections: u64,
     pub queries: u64,
+    pub dlq_replays: u64,
 }

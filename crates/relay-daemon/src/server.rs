@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::AuthPolicy;
+use crate::dlq::DlqBackend;
 use crate::failure::{FailureSink, LogFailures};
 use crate::router::{Channels, Router};
 use crate::Shared;
@@ -33,6 +34,46 @@ pub enum DaemonError {
     },
     #[error("cannot open the message store: {0}")]
     Store(#[from] relay_store::StoreError),
+    #[error("cannot open the dead letter queue: {0}; fix [dlq] in relay.toml or set dlq.enabled = false")]
+    Dlq(#[from] relay_dlq::DlqError),
+}
+
+/// Optional subsystems a daemon runs with.
+#[derive(Clone, Default)]
+pub struct Subsystems {
+    /// The dead letter queue; `None` logs undeliverable messages instead.
+    pub dlq: Option<DlqBackend>,
+}
+
+/// Opens the dead letter store `[dlq]` asks for (`None` when disabled). A PostgreSQL backend is
+/// opened lazily behind a local SQLite spool, so an unreachable server never stops the daemon.
+pub fn open_dlq(
+    config: &RelayConfig,
+    paths: &ProjectPaths,
+) -> Result<Option<DlqBackend>, DaemonError> {
+    use relay_config::DlqBackendKind;
+    use std::sync::Arc;
+    let q = &config.dlq;
+    if !q.enabled {
+        return Ok(None);
+    }
+    Ok(Some(match q.backend {
+        DlqBackendKind::Sqlite => DlqBackend::Plain(Arc::new(relay_dlq::SqliteDlq::open(
+            config.dlq_path(paths),
+        )?)),
+        DlqBackendKind::Memory => DlqBackend::Plain(Arc::new(relay_dlq::MemoryDlq::new())),
+        DlqBackendKind::Postgres => {
+            let mut pg = relay_dlq::PostgresConfig::new(q.url.clone(), q.pool_size);
+            if !q.schema.is_empty() {
+                pg = pg.with_schema(q.schema.clone());
+            }
+            let primary = Arc::new(relay_dlq::PostgresDlq::connect_lazy(pg)?);
+            let spool = Arc::new(relay_dlq::SqliteDlq::open(
+                paths.relay_dir.join("dlq-spool.sqlite"),
+            )?);
+            DlqBackend::Resilient(Arc::new(relay_dlq::ResilientDlq::new(primary, spool)))
+        }
+    }))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
@@ -135,6 +176,7 @@ pub async fn serve(config: RelayConfig, paths: ProjectPaths) -> Result<(), Daemo
             path: pid_file.clone(),
             source: std::io::Error::other(e),
         })??;
+    let dlq = open_dlq(&config, &paths)?;
     write_pid_file(&pid_file)?;
 
     let shutdown = CancellationToken::new();
@@ -149,7 +191,7 @@ pub async fn serve(config: RelayConfig, paths: ProjectPaths) -> Result<(), Daemo
         listener,
         socket.clone(),
         store,
-        Box::new(LogFailures),
+        Subsystems { dlq },
         shutdown,
     )
     .await;
@@ -191,7 +233,7 @@ pub async fn run(
     listener: UnixListener,
     socket_path: PathBuf,
     store: StoreHandle,
-    failures: Box<dyn FailureSink>,
+    subsystems: Subsystems,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
     let agents = store.agents().await?;
@@ -205,7 +247,23 @@ pub async fn run(
         started: Instant::now(),
         socket_path,
     });
-    let router = Router::new(shared.clone(), agents, channels, failures);
+    let (failures, dlq_handle, dlq_task): (Box<dyn FailureSink>, _, _) = match subsystems.dlq {
+        Some(backend) => {
+            let (service, handle, sink) = crate::dlq::channel(
+                backend,
+                shared.config.dlq.clone(),
+                store.clone(),
+                shared.router_tx.clone(),
+            );
+            (
+                Box::new(sink),
+                Some(handle),
+                Some(tokio::spawn(service.run())),
+            )
+        }
+        None => (Box::new(LogFailures), None, None),
+    };
+    let router = Router::new(shared.clone(), agents, channels, failures, dlq_handle);
     let router_task = tokio::spawn(router.run(router_rx, shutdown.clone()));
 
     let next_id = AtomicU64::new(1);
@@ -251,6 +309,15 @@ pub async fn run(
     }
     drop(listener);
     let _ = router_task.await;
+    // The router is gone, so the DLQ service sees its queue close after storing what was sent.
+    if let Some(task) = dlq_task {
+        if tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            tracing::error!("the dead letter queue did not finish within 10 s of shutdown");
+        }
+    }
     // Give writers a moment to flush their BYE frames.
     let grace = Duration::from_millis(shared.config.daemon.shutdown_grace_ms.min(2000));
     let deadline = tokio::time::Instant::now() + grace;

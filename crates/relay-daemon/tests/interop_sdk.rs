@@ -54,7 +54,12 @@ async fn published_sdk_works_against_the_daemon() {
         listener,
         socket.clone(),
         store,
-        Box::new(relay_daemon::failure::LogFailures),
+        relay_daemon::Subsystems {
+            dlq: Some(relay_daemon::dlq::DlqBackend::Plain(std::sync::Arc::new(
+                relay_dlq::SqliteDlq::open(dir.path().join("messages.sqlite"))
+                    .expect("open the dead letter store"),
+            ))),
+        },
         shutdown.clone(),
     ));
 

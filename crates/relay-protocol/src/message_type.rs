@@ -96,6 +96,18 @@ message_types! {
     MessageGetResponse => "MESSAGE_GET_RESPONSE",
     Watch => "WATCH",
     WatchEvent => "WATCH_EVENT",
+    DlqList => "DLQ_LIST",
+    DlqListResponse => "DLQ_LIST_RESPONSE",
+    DlqGet => "DLQ_GET",
+    DlqGetResponse => "DLQ_GET_RESPONSE",
+    DlqStats => "DLQ_STATS",
+    DlqStatsResponse => "DLQ_STATS_RESPONSE",
+    DlqReplay => "DLQ_REPLAY",
+    DlqReplayResponse => "DLQ_REPLAY_RESPONSE",
+    DlqAck => "DLQ_ACK",
+    DlqAckResponse => "DLQ_ACK_RESPONSE",
+    DlqPurge => "DLQ_PURGE",
+    DlqPurgeResponse => "DLQ_PURGE_RESPONSE",
 }
 
 impl MessageType {
@@ -112,6 +124,12 @@ impl MessageType {
             Metrics => MetricsResponse,
             MessagesQuery => MessagesResponse,
             MessageGet => MessageGetResponse,
+            DlqList => DlqListResponse,
+            DlqGet => DlqGetResponse,
+            DlqStats => DlqStatsResponse,
+            DlqReplay => DlqReplayResponse,
+            DlqAck => DlqAckResponse,
+            DlqPurge => DlqPurgeResponse,
             _ => return None,
         })
     }
@@ -147,7 +165,7 @@ mod tests {
             assert_eq!(&parsed, t);
             assert_ne!(parsed, MessageType::Unknown(t.as_str().into()));
         }
-        assert_eq!(MessageType::ALL.len(), 54);
+        assert_eq!(MessageType::ALL.len(), 66);
     }
 
     #[test]

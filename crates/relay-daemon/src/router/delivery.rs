@@ -126,6 +126,15 @@ impl Tracker {
         }
     }
 
+    /// Ids of the deliveries awaiting an ACK on one connection.
+    pub fn ids_for_connection(&self, conn_id: u64) -> Vec<String> {
+        self.pending
+            .iter()
+            .filter(|(_, p)| p.conn_id == conn_id)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Drops in-memory tracking for a closed connection; storage keeps the messages pending.
     pub fn forget_connection(&mut self, conn_id: u64) {
         let ids: Vec<String> = self
@@ -217,7 +226,7 @@ impl Router {
         }
     }
 
-    fn fail_tracked(&mut self, id: &str, reason: FailureReason, error: String) {
+    pub(crate) fn fail_tracked(&mut self, id: &str, reason: FailureReason, error: String) {
         let Some(p) = self.tracker.take(id) else {
             return;
         };
@@ -229,13 +238,20 @@ impl Router {
                 last_error: Some(format!("{}: {error}", reason.as_str())),
             });
         }
+        // A replay that failed again goes back to its existing dead letter, not a new one.
+        if let Some(dlq_id) = self.replays.remove(id) {
+            if let Some(dlq) = &self.dlq {
+                dlq.replay_failed(dlq_id, format!("{}: {error}", reason.as_str()));
+            }
+            return;
+        }
         let body = p.frame.get(4..).unwrap_or_default();
         match Envelope::from_slice(body) {
             Ok(env) => {
                 let mut msg = stored_from_deliver(&env, MessageStatus::Failed);
                 msg.attempts = p.attempts as i64;
                 msg.last_error = Some(error.clone());
-                self.dead_letter(reason, msg, error);
+                self.dead_letter(reason, msg, error, p.persisted);
             }
             Err(e) => tracing::error!(
                 id,
@@ -270,6 +286,11 @@ impl Router {
         if owned {
             if let Some(p) = self.tracker.take(&ack.ack_id) {
                 self.counters.acked += 1;
+                if let Some(dlq_id) = self.replays.remove(&ack.ack_id) {
+                    if let Some(dlq) = &self.dlq {
+                        dlq.delivered(dlq_id);
+                    }
+                }
                 if p.persisted {
                     self.store_write(WriteOp::SetStatus {
                         id: ack.ack_id.clone(),
@@ -343,6 +364,7 @@ impl Router {
                     FailureReason::TtlExpired,
                     row,
                     format!("time-to-live expired while the recipient was offline ({age} ms)"),
+                    true,
                 );
                 continue;
             }
@@ -353,7 +375,10 @@ impl Router {
                 _ => conn.next_seq(row.topic.as_deref(), &row.from),
             };
             let session_id = conn.session_id.clone();
-            let env = deliver_from_stored(&row, seq, &session_id);
+            let mut env = deliver_from_stored(&row, seq, &session_id);
+            if let Some(dlq_id) = self.replays.get(&row.id) {
+                super::replay::mark_replay(&mut env, dlq_id);
+            }
             let frame = match relay_protocol::encode_frame(&env, max) {
                 Ok(f) => f,
                 Err(e) => {
@@ -362,7 +387,7 @@ impl Router {
                         status: MessageStatus::Failed,
                         last_error: Some(e.to_string()),
                     });
-                    self.dead_letter(FailureReason::PayloadTooLarge, row, e.to_string());
+                    self.dead_letter(FailureReason::PayloadTooLarge, row, e.to_string(), true);
                     continue;
                 }
             };

@@ -9,7 +9,10 @@
 mod channels;
 mod delivery;
 mod queries;
+mod replay;
 mod send;
+
+pub use replay::ReplayRequest;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -78,6 +81,20 @@ pub enum RouterMsg {
         conn_id: u64,
         rows: Result<Vec<StoredMessage>, String>,
     },
+    /// The dead letter queue sends a letter back for delivery.
+    Replay(Box<ReplayRequest>),
+    /// A message from `_system` to connected users (`@users`) or everyone (`*`).
+    SystemNotice {
+        to: String,
+        text: String,
+        data: serde_json::Value,
+    },
+    /// Stored messages that can never be delivered (their recipient was removed).
+    Undeliverable {
+        rows: Vec<StoredMessage>,
+        reason: FailureReason,
+        error: String,
+    },
 }
 
 /// A registered connection, as the router sees it.
@@ -137,6 +154,9 @@ pub struct Router {
     pub(crate) watchers: HashSet<u64>,
     pub(crate) counters: Counters,
     failures: Box<dyn FailureSink>,
+    pub(crate) dlq: Option<crate::dlq::DlqHandle>,
+    /// Message id → dead letter id, for replays in flight.
+    pub(crate) replays: HashMap<String, String>,
     last_store_warning: Option<Instant>,
     last_activity: u64,
     quiet_ticks: u32,
@@ -149,6 +169,7 @@ impl Router {
         agents: Vec<AgentRecord>,
         channels: Channels,
         failures: Box<dyn FailureSink>,
+        dlq: Option<crate::dlq::DlqHandle>,
     ) -> Router {
         Router {
             tracker: Tracker::new(&shared.config.delivery),
@@ -167,6 +188,8 @@ impl Router {
             watchers: HashSet::new(),
             counters: Counters::default(),
             failures,
+            dlq,
+            replays: HashMap::new(),
             last_store_warning: None,
             last_activity: 0,
             quiet_ticks: 0,
@@ -207,6 +230,23 @@ impl Router {
             RouterMsg::Closed { conn_id, reason } => self.unregister(conn_id, &reason),
             RouterMsg::Drained { conn_id } => self.drain_overflow(conn_id),
             RouterMsg::BacklogLoaded { conn_id, rows } => self.on_backlog(conn_id, rows),
+            RouterMsg::Replay(req) => self.on_replay(*req),
+            RouterMsg::SystemNotice { to, text, data } => self.on_system_notice(&to, &text, data),
+            RouterMsg::Undeliverable {
+                rows,
+                reason,
+                error,
+            } => {
+                for row in rows {
+                    self.counters.failed += 1;
+                    self.store_write(WriteOp::SetStatus {
+                        id: row.id.clone(),
+                        status: relay_store::MessageStatus::Failed,
+                        last_error: Some(format!("{}: {error}", reason.as_str())),
+                    });
+                    self.dead_letter(reason, row, error.clone(), true);
+                }
+            }
         }
     }
 
@@ -237,6 +277,9 @@ impl Router {
             | T::Metrics
             | T::MessageGet => self.on_query(conn_id, env),
             T::Spawn | T::Release => self.on_spawn_unavailable(conn_id, env),
+            T::DlqList | T::DlqGet | T::DlqStats | T::DlqReplay | T::DlqAck | T::DlqPurge => {
+                self.on_dlq_request(conn_id, env)
+            }
             T::Welcome
             | T::Deliver
             | T::Ping
@@ -254,6 +297,12 @@ impl Router {
             | T::MetricsResponse
             | T::MessagesResponse
             | T::MessageGetResponse
+            | T::DlqListResponse
+            | T::DlqGetResponse
+            | T::DlqStatsResponse
+            | T::DlqReplayResponse
+            | T::DlqAckResponse
+            | T::DlqPurgeResponse
             | T::WatchEvent => self.reply_error(
                 conn_id,
                 ErrorCode::BadRequest,
@@ -374,6 +423,9 @@ impl Router {
             }
         }
         tracing::info!(agent = %name, conn_id = reg.conn_id, resumed = reg.session.resumed, pid = ?reg.pid, "agent connected");
+        if let (false, Some(dlq)) = (system, &self.dlq) {
+            dlq.target_online(name.clone());
+        }
 
         let store = self.shared.store.clone();
         let tx = self.shared.router_tx.clone();
@@ -459,6 +511,16 @@ impl Router {
             if self.dedupe.len() > MAX_REMEMBERED_SENDERS {
                 self.dedupe
                     .retain(|name, _| self.by_name.contains_key(name));
+            }
+        }
+        if conn.system {
+            // A tool connection is not remembered: what it never acknowledged cannot wait for it.
+            for id in self.tracker.ids_for_connection(conn_id) {
+                self.fail_tracked(
+                    &id,
+                    FailureReason::ConnectionLost,
+                    format!("{} closed before acknowledging it", conn.name),
+                );
             }
         }
         self.tracker.forget_connection(conn_id);
@@ -627,12 +689,14 @@ impl Router {
         reason: FailureReason,
         message: StoredMessage,
         error: String,
+        stored: bool,
     ) {
         self.counters.dead_lettered += 1;
         self.failures.dead_letter(DeadLetter {
             reason,
             message,
             error,
+            stored,
         });
     }
 

@@ -311,6 +311,27 @@ impl Router {
         }
         self.channels.remove_member_everywhere(&p.name);
         let remove_messages = p.remove_messages.unwrap_or(false);
+        if !remove_messages {
+            // Messages still waiting for it can never be delivered now: dead-letter them.
+            let store = self.shared.store.clone();
+            let tx = self.shared.router_tx.clone();
+            let name = p.name.clone();
+            tokio::spawn(async move {
+                if let Ok(rows) = store.pending_for(name.clone()).await {
+                    if !rows.is_empty() {
+                        let error = format!("recipient {name} was removed");
+                        let reason = crate::failure::FailureReason::ConnectionLost;
+                        let _ = tx
+                            .send(super::RouterMsg::Undeliverable {
+                                rows,
+                                reason,
+                                error,
+                            })
+                            .await;
+                    }
+                }
+            });
+        }
         self.store_write(WriteOp::RemoveAgent {
             name: p.name.clone(),
             remove_messages,
@@ -373,6 +394,34 @@ impl Router {
             });
             recommendations.push("see `agent-relay history` for failed messages".into());
         }
+        if let Some(dlq) = self.dlq.as_ref().map(|d| d.snapshot()) {
+            if dlq.degraded {
+                score -= 20;
+                issues.push(HealthIssue {
+                    severity: "high".into(),
+                    message: format!(
+                        "dead letter store ({}) unreachable: {} letters kept locally until it returns ({})",
+                        dlq.backend,
+                        dlq.spooled,
+                        dlq.last_error.clone().unwrap_or_default()
+                    ),
+                });
+                recommendations.push("check the [dlq] url and that PostgreSQL is running".into());
+            }
+            if dlq.alerting {
+                score -= 10;
+                issues.push(HealthIssue {
+                    severity: "medium".into(),
+                    message: format!(
+                        "{} undelivered messages in the dead letter queue",
+                        dlq.unacknowledged
+                    ),
+                });
+                recommendations.push(
+                    "inspect them with `agent-relay dlq list`; replay or acknowledge them".into(),
+                );
+            }
+        }
         let score = score.clamp(0, 100) as u32;
         HealthResponsePayload {
             health_score: score,
@@ -414,6 +463,12 @@ impl Router {
             .unwrap_or_default();
         daemon.insert("pendingDeliveries".into(), self.tracker.len().into());
         daemon.insert("connections".into(), self.conns.len().into());
+        if let Some(dlq) = &self.dlq {
+            daemon.insert(
+                "dlq".into(),
+                serde_json::to_value(dlq.snapshot()).unwrap_or_default(),
+            );
+        }
         let sm = self.shared.store.metrics();
         daemon.insert(
             "store".into(),

@@ -166,7 +166,7 @@ impl Router {
             self.nack(conn_id, &env.id, NackCode::Busy, msg.clone());
             self.busy(conn_id, wait.as_millis() as u64 + 1, 0);
             let letter = self.letter_from_send(&sender, &to, &env, &payload);
-            return self.dead_letter(FailureReason::RateLimited, letter, msg);
+            return self.dead_letter(FailureReason::RateLimited, letter, msg, false);
         }
 
         if to.starts_with('#') {
@@ -270,7 +270,7 @@ impl Router {
                 format!("unknown recipient {name:?}: no agent of that name has ever connected");
             self.nack(conn_id, &env.id, NackCode::Invalid, msg.clone());
             let letter = template.clone();
-            self.dead_letter(FailureReason::TargetNotFound, letter, msg);
+            self.dead_letter(FailureReason::TargetNotFound, letter, msg, false);
             return 0;
         }
         // Known but offline: persist; it is delivered, in order, when the agent connects.
@@ -352,6 +352,7 @@ impl Router {
                         FailureReason::PayloadTooLarge,
                         stored_from_deliver(&deliver, MessageStatus::Failed),
                         msg,
+                        false,
                     );
                     continue;
                 }

@@ -50,17 +50,20 @@ impl TestDaemon {
 
     async fn launch(&mut self) {
         let listener = relay_daemon::prepare_socket(&self.socket).expect("bind socket");
-        let store = relay_store::Store::open(relay_store::StoreConfig::sqlite(
-            self.dir.path().join("messages.sqlite"),
-        ))
-        .expect("open store");
+        let db = self.dir.path().join("messages.sqlite");
+        let store =
+            relay_store::Store::open(relay_store::StoreConfig::sqlite(&db)).expect("open store");
+        let dlq = self.config.dlq.enabled.then(|| {
+            let store = relay_dlq::SqliteDlq::open(&db).expect("open dead letter store");
+            relay_daemon::dlq::DlqBackend::Plain(std::sync::Arc::new(store))
+        });
         self.shutdown = CancellationToken::new();
         self.task = Some(tokio::spawn(relay_daemon::run(
             self.config.clone(),
             listener,
             self.socket.clone(),
             store,
-            Box::new(relay_daemon::failure::LogFailures),
+            relay_daemon::Subsystems { dlq },
             self.shutdown.clone(),
         )));
     }

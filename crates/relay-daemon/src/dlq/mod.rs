@@ -1,0 +1,201 @@
+//! The dead letter queue subsystem.
+//!
+//! Every message the router gives up on reaches the [`DlqSink`] (the router's failure hook),
+//! which hands it to the [`DlqService`] task. The service owns the dead letter store (SQLite,
+//! PostgreSQL behind a local spool, or memory) and
+//! - stores the letter with everything needed for an exact replay, and schedules an automatic
+//!   replay with exponential backoff and jitter for reasons worth retrying;
+//! - replays due letters, and at once every pending letter of an agent that connects, by
+//!   sending them back into the router (`RouterMsg::Replay`); a replay counts as delivered only
+//!   when the recipient ACKs it;
+//! - enforces retention and the entry limit, raises one alert (log + system message to
+//!   `@users`) when unacknowledged letters cross the threshold and clears it with hysteresis;
+//! - answers the `DLQ_*` requests of operators;
+//! - while PostgreSQL is unreachable keeps letters in the local spool, reports the degraded
+//!   state, and drains the spool when the server is back.
+//!
+//! None of this touches the routing hot path: the router only `try_send`s to this task.
+
+mod requests;
+mod service;
+
+use std::sync::{Arc, Mutex};
+
+use relay_dlq::{DlqStore, ResilientDlq};
+use relay_protocol::Envelope;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::connection::Outlet;
+use crate::failure::{DeadLetter, FailureSink};
+
+pub use service::DlqService;
+
+/// The dead letter store the daemon runs with.
+#[derive(Clone)]
+pub enum DlqBackend {
+    /// SQLite or memory.
+    Plain(Arc<dyn DlqStore>),
+    /// PostgreSQL with a local spool for when it is unreachable.
+    Resilient(Arc<ResilientDlq>),
+}
+
+impl DlqBackend {
+    pub fn store(&self) -> Arc<dyn DlqStore> {
+        match self {
+            DlqBackend::Plain(s) => s.clone(),
+            DlqBackend::Resilient(r) => r.clone(),
+        }
+    }
+}
+
+/// What the router tells the service.
+pub enum DlqCommand {
+    Letter(Box<DeadLetter>),
+    /// A replayed message was acknowledged by its recipient.
+    Delivered {
+        dlq_id: String,
+    },
+    /// A replay could not be delivered.
+    ReplayFailed {
+        dlq_id: String,
+        error: String,
+    },
+    /// An agent connected: replay its pending letters now.
+    TargetOnline {
+        name: String,
+    },
+    /// A `DLQ_*` request, answered directly on the requester's connection.
+    Request {
+        env: Box<Envelope>,
+        requester: String,
+        outlet: Outlet,
+    },
+}
+
+/// Counters since start, shown by DLQ_STATS, STATUS and METRICS.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DlqCounters {
+    pub added: u64,
+    pub replayed: u64,
+    pub delivered: u64,
+    pub replay_failed: u64,
+    pub exhausted: u64,
+    pub expired: u64,
+    pub evicted_acknowledged: u64,
+    pub evicted_unacknowledged: u64,
+    pub alerts_raised: u64,
+    pub store_errors: u64,
+    /// Letters that could not be queued for the service (its queue was full).
+    pub dropped: u64,
+}
+
+/// The service's state as the router reports it (STATUS, HEALTH, METRICS).
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DlqStatus {
+    pub enabled: bool,
+    pub backend: String,
+    pub degraded: bool,
+    pub spooled: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub unacknowledged: u64,
+    pub alerting: bool,
+    pub counters: DlqCounters,
+}
+
+/// The router's handle on the service.
+#[derive(Clone)]
+pub struct DlqHandle {
+    tx: mpsc::Sender<DlqCommand>,
+    pub status: Arc<Mutex<DlqStatus>>,
+}
+
+impl DlqHandle {
+    fn send(&self, cmd: DlqCommand) {
+        if let Err(e) = self.tx.try_send(cmd) {
+            let what = match e.into_inner() {
+                DlqCommand::Letter(l) => {
+                    format!("dead letter {} ({})", l.message.id, l.reason.as_str())
+                }
+                DlqCommand::Delivered { dlq_id } => format!("delivery of {dlq_id}"),
+                DlqCommand::ReplayFailed { dlq_id, .. } => format!("failed replay of {dlq_id}"),
+                DlqCommand::TargetOnline { name } => format!("replay for {name}"),
+                DlqCommand::Request { .. } => "an operator request".to_string(),
+            };
+            if let Ok(mut s) = self.status.lock() {
+                s.counters.dropped += 1;
+            }
+            tracing::error!("dead letter queue is overloaded; dropped {what}");
+        }
+    }
+
+    pub fn delivered(&self, dlq_id: String) {
+        self.send(DlqCommand::Delivered { dlq_id });
+    }
+
+    pub fn replay_failed(&self, dlq_id: String, error: String) {
+        self.send(DlqCommand::ReplayFailed { dlq_id, error });
+    }
+
+    pub fn target_online(&self, name: String) {
+        self.send(DlqCommand::TargetOnline { name });
+    }
+
+    pub fn request(&self, env: Envelope, requester: String, outlet: Outlet) {
+        self.send(DlqCommand::Request {
+            env: Box::new(env),
+            requester,
+            outlet,
+        });
+    }
+
+    pub fn snapshot(&self) -> DlqStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// The router's failure hook when the DLQ is enabled: log, then queue for the service.
+pub struct DlqSink {
+    handle: DlqHandle,
+}
+
+impl FailureSink for DlqSink {
+    fn dead_letter(&mut self, letter: DeadLetter) {
+        tracing::warn!(
+            reason = letter.reason.as_str(),
+            id = %letter.message.id,
+            from = %letter.message.from,
+            to = %letter.message.to,
+            "dead letter: {}",
+            letter.error
+        );
+        self.handle.send(DlqCommand::Letter(Box::new(letter)));
+    }
+}
+
+/// Capacity of the service's command queue.
+pub const DLQ_QUEUE: usize = 65_536;
+
+/// Creates the service, its router handle and the failure sink.
+pub fn channel(
+    backend: DlqBackend,
+    config: relay_config::DlqSection,
+    messages: relay_store::StoreHandle,
+    router_tx: mpsc::Sender<crate::router::RouterMsg>,
+) -> (DlqService, DlqHandle, DlqSink) {
+    let (tx, rx) = mpsc::channel(DLQ_QUEUE);
+    let status = Arc::new(Mutex::new(DlqStatus {
+        enabled: true,
+        backend: backend.store().backend().to_string(),
+        ..Default::default()
+    }));
+    let handle = DlqHandle {
+        tx,
+        status: status.clone(),
+    };
+    let service = DlqService::new(backend, config, messages, router_tx, rx, status);
+    (service, handle.clone(), DlqSink { handle })
+}
