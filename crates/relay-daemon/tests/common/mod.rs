@@ -201,7 +201,8 @@ impl Client {
             .await;
         loop {
             let v = self.next().await;
-            if v["id"] == id {
+            // Answers share the request id; errors name it in `replyTo`.
+            if v["id"] == id || v["payload"]["replyTo"] == id {
                 return v;
             }
         }
