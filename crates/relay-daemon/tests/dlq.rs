@@ -329,3 +329,34 @@ async fn disabled_dlq_says_so() {
         .unwrap()
         .contains("disabled"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipients_gone_for_good_leave_connection_lost_letters() {
+    let d = TestDaemon::start(dlq_config()).await;
+    let mut alice = d.client("Alice").await;
+    drop(d.client("Bob").await);
+    for _ in 0..100 {
+        let lc = alice.query("LIST_CONNECTED_AGENTS", json!({})).await;
+        if lc["payload"]["agents"].as_array().unwrap().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    alice.send_to("Bob", "queued 1").await;
+    alice.send_to("Bob", "queued 2").await;
+    let r = alice.query("REMOVE_AGENT", json!({"name":"Bob"})).await;
+    assert_eq!(r["payload"]["removed"], true);
+    let letters = letters_until(&mut alice, json!({"to":"Bob"}), |l| l.len() == 2).await;
+    assert!(
+        letters.iter().all(|l| l["reason"] == "connection_lost"),
+        "{letters:?}"
+    );
+
+    let mut tool = Client::hello(&d.socket, "cli-77", json!({"_isSystemComponent": true})).await;
+    alice.send_to("cli-77", "for the tool").await;
+    tool.expect("DELIVER").await; // never acknowledged
+    drop(tool);
+    let letters = letters_until(&mut alice, json!({"to":"cli-77"}), |l| l.len() == 1).await;
+    assert_eq!(letters[0]["reason"], "connection_lost");
+    assert_eq!(letters[0]["body"], "for the tool");
+}

@@ -237,6 +237,12 @@ impl Router {
             "rssBytes".into(),
             crate::sysinfo::rss_bytes(None).unwrap_or(0).into(),
         );
+        if let Some(dlq) = &self.dlq {
+            extra.insert(
+                "dlq".into(),
+                serde_json::to_value(dlq.snapshot()).unwrap_or_default(),
+            );
+        }
         StatusResponsePayload {
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
             uptime: Some(self.shared.started.elapsed().as_millis() as u64),

@@ -53,10 +53,11 @@ impl TestDaemon {
         let db = self.dir.path().join("messages.sqlite");
         let store =
             relay_store::Store::open(relay_store::StoreConfig::sqlite(&db)).expect("open store");
-        let dlq = self.config.dlq.enabled.then(|| {
-            let store = relay_dlq::SqliteDlq::open(&db).expect("open dead letter store");
-            relay_daemon::dlq::DlqBackend::Plain(std::sync::Arc::new(store))
-        });
+        // The dead letter store is opened the way `serve` opens it, from the configuration.
+        let paths = relay_config::ProjectPaths::for_root(self.dir.path());
+        std::fs::create_dir_all(&paths.relay_dir).expect("relay dir");
+        self.config.store.path = db.display().to_string();
+        let dlq = relay_daemon::open_dlq(&self.config, &paths).expect("open dead letter store");
         self.shutdown = CancellationToken::new();
         self.task = Some(tokio::spawn(relay_daemon::run(
             self.config.clone(),
