@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::PossibleValuesParser;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use relay_config::Override;
-use relay_protocol::PayloadKind;
+use relay_protocol::{DlqFilter, PayloadKind};
 use serde_json::{Map, Value};
 
 use crate::since::parse_since;
@@ -99,6 +100,14 @@ pub enum Command {
                           agent-relay bench fanout --agents 50"
     )]
     Bench(BenchArgs),
+    /// Inspect, replay, acknowledge and purge dead letters (messages that could not be delivered)
+    #[command(after_help = "Examples:\n  agent-relay dlq list --unacked\n  \
+                          agent-relay dlq show dlq_3f2a\n  \
+                          agent-relay dlq stats\n  \
+                          agent-relay dlq replay --to Bob --reason connection_lost\n  \
+                          agent-relay dlq ack --reason target_not_found\n  \
+                          agent-relay dlq purge --all --yes")]
+    Dlq(DlqArgs),
 }
 
 #[derive(Debug, Args)]
@@ -302,11 +311,249 @@ pub struct FanoutArgs {
     pub json: bool,
 }
 
+/// The reasons a message is dead-lettered, as the daemon spells them.
+pub const DLQ_REASONS: [&str; 8] = [
+    "max_retries_exceeded",
+    "ttl_expired",
+    "connection_lost",
+    "target_not_found",
+    "rate_limited",
+    "signature_invalid",
+    "payload_too_large",
+    "unknown",
+];
+
+/// The states of a dead letter, as the daemon spells them.
+pub const DLQ_STATES: [&str; 4] = ["pending", "replaying", "delivered", "exhausted"];
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub action: DlqAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// List dead letters, oldest first
+    #[command(after_help = "Examples:\n  agent-relay dlq list\n  \
+                          agent-relay dlq list --to Bob --reason ttl_expired --since 2h\n  \
+                          agent-relay dlq list --unacked --limit 200 --json\n\n\
+                          TRIES counts delivery attempts, replays from the queue included.")]
+    List(DlqListArgs),
+    /// Show one dead letter in full, by id or id prefix
+    #[command(after_help = "Examples:\n  agent-relay dlq show dlq_3f2a9c01\n  \
+                          agent-relay dlq show dlq_3f2a9c01 --json")]
+    Show(DlqShowArgs),
+    /// Counts by reason, target and state, retries, and the storage backend's health
+    #[command(after_help = "Examples:\n  agent-relay dlq stats\n  agent-relay dlq stats --json")]
+    Stats(JsonArgs),
+    /// Hand dead letters back to the router for another delivery attempt
+    #[command(after_help = "Examples:\n  agent-relay dlq replay dlq_3f2a9c01\n  \
+                          agent-relay dlq replay --to Bob --reason connection_lost\n  \
+                          agent-relay dlq replay --all\n\n\
+                          Pass ids, at least one filter, or --all.")]
+    Replay(DlqReplayArgs),
+    /// Mark dead letters as handled, so --unacked no longer lists them
+    #[command(
+        after_help = "Examples:\n  agent-relay dlq ack dlq_3f2a9c01 dlq_77b0e412\n  \
+                          agent-relay dlq ack --reason target_not_found --by oncall\n  \
+                          agent-relay dlq ack --all\n\n\
+                          Pass ids, at least one filter, or --all."
+    )]
+    Ack(DlqAckArgs),
+    /// Delete dead letters for good
+    #[command(after_help = "Examples:\n  agent-relay dlq purge dlq_3f2a9c01\n  \
+                          agent-relay dlq purge --state delivered --since 1w\n  \
+                          agent-relay dlq purge --all --yes\n\n\
+                          Pass ids, at least one filter, or --all (which also needs --yes).")]
+    Purge(DlqPurgeArgs),
+}
+
+/// Filters shared by `dlq list`, `replay`, `ack` and `purge`; every one given narrows the
+/// selection.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DlqFilterArgs {
+    /// Only letters that could not reach this target
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// Only letters from this sender
+    #[arg(long, value_name = "NAME")]
+    pub from: Option<String>,
+    /// Only letters dead-lettered for this reason
+    #[arg(long, value_name = "REASON", value_parser = PossibleValuesParser::new(DLQ_REASONS))]
+    pub reason: Option<String>,
+    /// Only letters in this state
+    #[arg(long, value_name = "STATE", value_parser = PossibleValuesParser::new(DLQ_STATES))]
+    pub state: Option<String>,
+    /// Only letters dead-lettered since: a duration ago (30s, 10m, 2h, 1d, 1w), an RFC 3339
+    /// time or epoch milliseconds
+    #[arg(long, value_name = "WHEN", value_parser = parse_since_ms)]
+    pub since: Option<i64>,
+    /// Only letters nobody has acknowledged yet
+    #[arg(long)]
+    pub unacked: bool,
+}
+
+impl DlqFilterArgs {
+    /// True when no filter narrows the selection.
+    pub fn is_empty(&self) -> bool {
+        self.to.is_none()
+            && self.from.is_none()
+            && self.reason.is_none()
+            && self.state.is_none()
+            && self.since.is_none()
+            && !self.unacked
+    }
+
+    /// The protocol filter, without ids or limit.
+    pub fn to_filter(&self) -> DlqFilter {
+        DlqFilter {
+            to: self.to.clone(),
+            from: self.from.clone(),
+            reason: self.reason.clone(),
+            state: self.state.clone(),
+            acknowledged: self.unacked.then_some(false),
+            since_ts: self.since,
+            ..DlqFilter::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DlqListArgs {
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// Most recent dead letters to show
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqShowArgs {
+    /// Dead letter id or a unique prefix of it (as printed by 'agent-relay dlq list')
+    pub id: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which letters `dlq replay`, `ack` and `purge` act on.
+#[derive(Debug, Clone, Args)]
+pub struct DlqSelectArgs {
+    /// Dead letter ids or unique prefixes of them
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// Act on at most N of the matching letters
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Every dead letter (narrowed by any filter given)
+    #[arg(long, conflicts_with = "ids")]
+    pub all: bool,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl DlqSelectArgs {
+    /// Ids, a filter or --all must say what to act on.
+    fn check(&self) -> Result<(), String> {
+        if self.ids.is_empty() && self.filter.is_empty() && !self.all {
+            return Err(
+                "say which dead letters to act on: pass their ids, a filter \
+                        (--to, --from, --reason, --state, --since, --unacked) or --all"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DlqReplayArgs {
+    #[command(flatten)]
+    pub select: DlqSelectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqAckArgs {
+    #[command(flatten)]
+    pub select: DlqSelectArgs,
+    /// Who acknowledges [default: this invocation's connection name, cli-<pid>]
+    #[arg(long, value_name = "NAME", value_parser = parse_nonempty)]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqPurgeArgs {
+    #[command(flatten)]
+    pub select: DlqSelectArgs,
+    /// Confirm deleting every dead letter (needed with --all)
+    #[arg(long)]
+    pub yes: bool,
+}
+
+impl Cli {
+    /// Checks what clap cannot express; a failure is a usage error (exit code 2).
+    pub fn validate(&self) -> Result<(), clap::Error> {
+        let Command::Dlq(dlq) = &self.command else {
+            return Ok(());
+        };
+        let (name, result) = match &dlq.action {
+            DlqAction::Replay(a) => ("replay", a.select.check()),
+            DlqAction::Ack(a) => ("ack", a.select.check()),
+            DlqAction::Purge(a) => (
+                "purge",
+                a.select.check().and_then(|()| {
+                    if a.select.all && !a.yes {
+                        Err("refusing to purge without confirmation: \
+                             add --yes to delete every dead letter"
+                            .into())
+                    } else {
+                        Ok(())
+                    }
+                }),
+            ),
+            DlqAction::List(_) | DlqAction::Show(_) | DlqAction::Stats(_) => ("", Ok(())),
+        };
+        result.map_err(|message| {
+            let mut cmd = Cli::command();
+            cmd.build();
+            let kind = clap::error::ErrorKind::MissingRequiredArgument;
+            match cmd
+                .find_subcommand_mut("dlq")
+                .and_then(|dlq| dlq.find_subcommand_mut(name))
+            {
+                Some(sub) => sub.error(kind, message),
+                None => cmd.error(kind, message),
+            }
+        })
+    }
+}
+
 fn parse_json_object(s: &str) -> Result<Map<String, Value>, String> {
     match serde_json::from_str::<Value>(s) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err("expected a JSON object such as {\"pr\": 12}".into()),
         Err(e) => Err(format!("not valid JSON: {e}")),
+    }
+}
+
+/// `--since` as the signed epoch milliseconds the dead letter filter carries.
+fn parse_since_ms(s: &str) -> Result<i64, String> {
+    let ms = parse_since(s)?;
+    i64::try_from(ms).map_err(|_| format!("{s:?} is too far in the future"))
+}
+
+fn parse_nonempty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(s.to_string())
     }
 }
 
@@ -319,7 +566,6 @@ fn parse_agent_name(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_definition_is_consistent() {
@@ -350,6 +596,80 @@ mod tests {
             panic!("expected send");
         };
         assert_eq!(send.data.map(|d| d.len()), Some(1));
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let cli = Cli::try_parse_from(args)?;
+        cli.validate()?;
+        Ok(cli)
+    }
+
+    #[test]
+    fn dlq_filters_become_the_protocol_filter() {
+        let cli = parse(&[
+            "agent-relay",
+            "dlq",
+            "list",
+            "--to",
+            "Bob",
+            "--reason",
+            "ttl_expired",
+            "--state",
+            "pending",
+            "--since",
+            "1764000000000",
+            "--unacked",
+        ])
+        .expect("parses");
+        let Command::Dlq(DlqArgs {
+            action: DlqAction::List(list),
+        }) = cli.command
+        else {
+            panic!("expected dlq list");
+        };
+        assert_eq!(list.limit, 50);
+        let f = list.filter.to_filter();
+        assert_eq!(f.to.as_deref(), Some("Bob"));
+        assert_eq!(f.reason.as_deref(), Some("ttl_expired"));
+        assert_eq!(f.state.as_deref(), Some("pending"));
+        assert_eq!(f.since_ts, Some(1_764_000_000_000));
+        assert_eq!(f.acknowledged, Some(false));
+        assert!(f.ids.is_none());
+    }
+
+    #[test]
+    fn dlq_selections() {
+        for ok in [
+            &["agent-relay", "dlq", "replay", "dlq_0123"][..],
+            &["agent-relay", "dlq", "replay", "--to", "Bob"],
+            &["agent-relay", "dlq", "replay", "--all"],
+            &["agent-relay", "dlq", "ack", "--unacked", "--by", "oncall"],
+            &["agent-relay", "dlq", "purge", "--state", "delivered"],
+            &["agent-relay", "dlq", "purge", "--all", "--yes"],
+            &["agent-relay", "dlq", "purge", "a", "b"],
+        ] {
+            parse(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+        for bad in [
+            &["agent-relay", "dlq", "replay"][..],
+            &["agent-relay", "dlq", "ack"],
+            &["agent-relay", "dlq", "ack", "--by", "oncall"],
+            &["agent-relay", "dlq", "purge"],
+            &["agent-relay", "dlq", "purge", "--limit", "5"],
+            &["agent-relay", "dlq", "purge", "--all"],
+            &["agent-relay", "dlq", "replay", "x", "--all"],
+            &["agent-relay", "dlq", "list", "--reason", "bored"],
+            &["agent-relay", "dlq", "list", "--state", "lost"],
+            &["agent-relay", "dlq", "list", "--since", "yesterday"],
+            &["agent-relay", "dlq", "show"],
+        ] {
+            let err = parse(bad).expect_err("usage error");
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+        let err = parse(&["agent-relay", "dlq", "purge", "--all"]).expect_err("refused");
+        assert!(err.to_string().contains("add --yes"), "{err}");
+        let err = parse(&["agent-relay", "dlq", "ack"]).expect_err("refused");
+        assert!(err.to_string().contains("--all"), "{err}");
     }
 
     #[test]

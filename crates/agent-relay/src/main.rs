@@ -19,11 +19,14 @@ use clap::Parser;
 use relay_config::RelayConfig;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{BenchKind, Cli, Command};
+use crate::cli::{BenchKind, Cli, Command, DlqAction};
 use crate::context::Ctx;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = cli.validate() {
+        e.exit();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -47,6 +50,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => runtime()?.block_on(cmd::history::run(&ctx, args)),
         Command::Read(args) => runtime()?.block_on(cmd::read::run(&ctx, &args)),
         Command::Tail(args) => runtime()?.block_on(cmd::tail::run(&ctx, args)),
+        Command::Dlq(args) => {
+            let rt = runtime()?;
+            match args.action {
+                DlqAction::List(a) => rt.block_on(cmd::dlq::list(&ctx, &a)),
+                DlqAction::Show(a) => rt.block_on(cmd::dlq::show(&ctx, &a)),
+                DlqAction::Stats(a) => rt.block_on(cmd::dlq::stats(&ctx, a.json)),
+                DlqAction::Replay(a) => rt.block_on(cmd::dlq::replay(&ctx, &a)),
+                DlqAction::Ack(a) => rt.block_on(cmd::dlq::ack(&ctx, &a)),
+                DlqAction::Purge(a) => rt.block_on(cmd::dlq::purge(&ctx, &a)),
+            }
+        }
         Command::Bench(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use relay_protocol::ids::{new_id, validate_agent_name};
 use relay_protocol::{
-    AckPayload, ChannelJoinPayload, ChannelLeavePayload, ChannelMessagePayload, Envelope,
-    HealthPayload, HealthResponsePayload, InboxPayload, InboxResponsePayload, ListAgentsPayload,
+    AckPayload, ChannelJoinPayload, ChannelLeavePayload, ChannelMessagePayload,
+    DlqCountResponsePayload, DlqFilter, DlqGetPayload, DlqGetResponsePayload,
+    DlqListResponsePayload, DlqSelectPayload, DlqStatsResponsePayload, Envelope, HealthPayload,
+    HealthResponsePayload, InboxPayload, InboxResponsePayload, ListAgentsPayload,
     ListAgentsResponsePayload, MessageGetPayload, MessageGetResponsePayload, MessageType,
     MessagesQueryPayload, MessagesResponsePayload, MetricsPayload, MetricsResponsePayload,
     RemoveAgentPayload, RemoveAgentResponsePayload, StatusResponsePayload, SyncMeta, WatchPayload,
@@ -373,6 +375,57 @@ impl Client {
             id: id_or_prefix.to_string(),
         };
         self.query(MessageType::MessageGet, &payload, self.timeout())
+            .await
+    }
+
+    /// Lists dead letters matching `filter` (DLQ_LIST), oldest first as the daemon returns
+    /// them; `total` counts every match, ignoring `limit` and `offset`.
+    pub async fn dlq_list(&self, filter: DlqFilter) -> Result<DlqListResponsePayload, ClientError> {
+        self.query(MessageType::DlqList, &filter, self.timeout())
+            .await
+    }
+
+    /// Looks a dead letter up by id or unique id prefix (DLQ_GET). A missing or ambiguous id
+    /// comes back as `error` in the answer.
+    pub async fn dlq_get(&self, id_or_prefix: &str) -> Result<DlqGetResponsePayload, ClientError> {
+        let payload = DlqGetPayload {
+            id: id_or_prefix.to_string(),
+        };
+        self.query(MessageType::DlqGet, &payload, self.timeout())
+            .await
+    }
+
+    /// Dead letter queue statistics, backend health and counters (DLQ_STATS).
+    pub async fn dlq_stats(&self) -> Result<DlqStatsResponsePayload, ClientError> {
+        self.query(MessageType::DlqStats, &empty(), self.timeout())
+            .await
+    }
+
+    /// Hands the selected dead letters back to the router (DLQ_REPLAY). The daemon refuses an
+    /// empty filter unless `all` is set.
+    pub async fn dlq_replay(
+        &self,
+        sel: DlqSelectPayload,
+    ) -> Result<DlqCountResponsePayload, ClientError> {
+        self.query(MessageType::DlqReplay, &sel, self.timeout())
+            .await
+    }
+
+    /// Marks the selected dead letters acknowledged (DLQ_ACK), by `sel.by` or the connection's
+    /// name.
+    pub async fn dlq_ack(
+        &self,
+        sel: DlqSelectPayload,
+    ) -> Result<DlqCountResponsePayload, ClientError> {
+        self.query(MessageType::DlqAck, &sel, self.timeout()).await
+    }
+
+    /// Deletes the selected dead letters (DLQ_PURGE).
+    pub async fn dlq_purge(
+        &self,
+        sel: DlqSelectPayload,
+    ) -> Result<DlqCountResponsePayload, ClientError> {
+        self.query(MessageType::DlqPurge, &sel, self.timeout())
             .await
     }
 

@@ -360,3 +360,20 @@ async fn recipients_gone_for_good_leave_connection_lost_letters() {
     assert_eq!(letters[0]["reason"], "connection_lost");
     assert_eq!(letters[0]["body"], "for the tool");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selections_honour_a_limit() {
+    let d = TestDaemon::start(dlq_config()).await;
+    let mut alice = d.client("Alice").await;
+    for who in ["L1", "L2", "L3"] {
+        alice.send_to(who, "x").await;
+        alice.expect("NACK").await;
+    }
+    letters_until(&mut alice, json!({}), |l| l.len() == 3).await;
+    let r = alice
+        .query("DLQ_PURGE", json!({"reason":"target_not_found","limit":2}))
+        .await;
+    assert_eq!(r["payload"]["count"], 2, "{r}");
+    let left = letters_until(&mut alice, json!({}), |l| l.len() == 1).await;
+    assert_eq!(left[0]["to"], "L3", "the oldest letters are selected first");
+}

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod agents;
+pub mod dlq;
 pub mod down;
 pub mod history;
 pub mod read;

@@ -72,8 +72,9 @@ fn selection(p: &DlqSelectPayload, verb: &str) -> Result<DlqQuery, Refusal> {
         )));
     }
     let mut q = query_of(&p.filter)?;
-    q.limit = Some(usize::MAX);
-    q.offset = 0;
+    // A limit selects the first N matching letters (oldest first); none means all of them.
+    q.limit = Some(p.filter.limit.unwrap_or(usize::MAX));
+    q.descending = false;
     Ok(q)
 }
 
