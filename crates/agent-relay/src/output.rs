@@ -13,12 +13,9 @@ pub fn format_ts(ms: u64) -> String {
         .unwrap_or_else(|| format!("@{ms}"))
 }
 
-/// The first 8 characters of an id (what `agent-relay read` accepts).
+/// The short form of an id (what `agent-relay read` accepts).
 pub fn short_id(id: &str) -> &str {
-    match id.char_indices().nth(8) {
-        Some((i, _)) => &id[..i],
-        None => id,
-    }
+    relay_protocol::ids::short_id(id)
 }
 
 /// A body on one line: line breaks shown as ` ⏎ `.
@@ -143,7 +140,7 @@ mod tests {
 
     fn record(body: &str, thread: Option<&str>) -> MessageRecord {
         MessageRecord {
-            id: "a1b2c3d4e5f6a7b8c9d0e1f2".into(),
+            id: "0193a1b2c3d4e5f6a1b2c3d4".into(),
             from: "Alice".into(),
             to: "Bob".into(),
             body: body.into(),

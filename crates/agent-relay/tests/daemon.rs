@@ -142,7 +142,7 @@ async fn cli_against_the_real_daemon() {
         .as_str()
         .expect("a stored message id")
         .to_string();
-    let full = ok(&project, &["read", &id[..8]]);
+    let full = ok(&project, &["read", relay_protocol::ids::short_id(&id)]);
     assert!(
         full.contains("from:    Alice") && full.ends_with("the build is green\n"),
         "{full}"

@@ -287,6 +287,9 @@ pub async fn serve_connection(
                                         ErrorCode::BadRequest, "Unexpected HELLO: this connection is already registered", false, Some(&env.id)))).await;
                                 }
                                 _ => {
+                                    if matches!(env.msg_type, MessageType::Send | MessageType::ChannelMessage) {
+                                        wait_for_storage(&shared).await;
+                                    }
                                     if shared.router_tx.send(RouterMsg::Frame { conn_id, env: Box::new(env) }).await.is_err() {
                                         break "daemon is shutting down".to_string();
                                     }
@@ -305,6 +308,20 @@ pub async fn serve_connection(
         .await;
     drop(outlet);
     let _ = writer.await;
+}
+
+/// Backpressure: while storage is more than three quarters behind, hold new messages at the
+/// socket (the sender's writes block) instead of refusing them. Bounded: after 2 s the message
+/// goes on and the router answers NACK BUSY if storage is still full.
+async fn wait_for_storage(shared: &Shared) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (depth, capacity) = shared.store.queue_fill();
+        if depth * 4 < capacity * 3 || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Checks the envelope fields the decoder cannot: id length.

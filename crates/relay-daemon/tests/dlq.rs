@@ -368,6 +368,8 @@ async fn selections_honour_a_limit() {
     for who in ["L1", "L2", "L3"] {
         alice.send_to(who, "x").await;
         alice.expect("NACK").await;
+        // Distinct dead-letter times: letters of the same millisecond have no defined order.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     letters_until(&mut alice, json!({}), |l| l.len() == 3).await;
     let r = alice

@@ -222,7 +222,12 @@ async fn queries_answer_with_the_request_id() {
     }
     assert_eq!(status, "acked");
 
-    let g = alice.query("MESSAGE_GET", json!({"id": &id[..8]})).await;
+    let g = alice
+        .query(
+            "MESSAGE_GET",
+            json!({"id": relay_protocol::ids::short_id(&id)}),
+        )
+        .await;
     assert_eq!(g["payload"]["message"]["body"], "find me");
     let g = alice.query("MESSAGE_GET", json!({"id": "zzzz"})).await;
     assert!(g["payload"]["error"]

@@ -1,12 +1,27 @@
 //! Identifiers and names.
 //!
-//! Ids are 24 lower-case hex characters (96 random bits). They start with random bits rather
-//! than a timestamp so that the short prefixes printed to agents (`[a1b2c3d4]`) stay unique:
-//! `agent-relay read <prefix>` resolves them.
+//! Ids are 24 lower-case hex characters: 12 of milliseconds since the epoch, then 12 random
+//! (48 bits). Time first keeps the message store's id index append-only (random keys would
+//! rewrite pages all over the index on every commit); the random tail is the short id printed to
+//! people and agents (`[a1b2c3d4]`, see [`short_id`]), which `agent-relay read` resolves.
 
-/// A fresh message/session id: 24 lower-case hex characters.
+const ID_MASK: u64 = 0xffff_ffff_ffff;
+
+/// A fresh message/session id: 24 lower-case hex characters, time-ordered.
 pub fn new_id() -> String {
-    format!("{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..))
+    let ms = crate::now_ms() & ID_MASK;
+    format!("{ms:012x}{:012x}", fastrand::u64(..) & ID_MASK)
+}
+
+/// Characters of an id shown as its short form.
+pub const SHORT_ID_LEN: usize = 8;
+
+/// The short form of an id: its last 8 characters (the random part of ids made by [`new_id`]).
+pub fn short_id(id: &str) -> &str {
+    match id.char_indices().rev().nth(SHORT_ID_LEN - 1) {
+        Some((i, _)) => &id[i..],
+        None => id,
+    }
 }
 
 /// Names the daemon reserves for itself; clients cannot register them.
@@ -60,18 +75,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_unique_hex_of_fixed_length() {
-        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_id()).collect();
-        assert_eq!(ids.len(), 10_000);
-        let prefixes: std::collections::HashSet<String> =
-            ids.iter().map(|i| i[..8].to_string()).collect();
-        assert!(
-            prefixes.len() > 9_980,
-            "8-char prefixes should rarely collide"
-        );
+    fn ids_are_unique_time_ordered_hex_of_fixed_length() {
+        let ids: Vec<String> = (0..10_000).map(|_| new_id()).collect();
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), 10_000);
+        let shorts: std::collections::HashSet<&str> = ids.iter().map(|i| short_id(i)).collect();
+        assert!(shorts.len() > 9_980, "short ids should rarely collide");
         assert!(ids
             .iter()
             .all(|i| i.len() == 24 && i.chars().all(|c| c.is_ascii_hexdigit())));
+        let first_ms = u64::from_str_radix(&ids[0][..12], 16).unwrap();
+        let last_ms = u64::from_str_radix(&ids[9_999][..12], 16).unwrap();
+        assert!(first_ms <= last_ms && last_ms <= crate::now_ms());
+        assert_eq!(short_id(&ids[0]), &ids[0][16..]);
+        assert_eq!(short_id("abc"), "abc");
     }
 
     #[test]

@@ -293,27 +293,46 @@ impl MemoryBackend {
         if let Some(key) = self.by_id.get(prefix) {
             return Ok(self.messages.get(key).cloned());
         }
-        let mut matches = self
+        let by_prefix: Vec<&Key> = self
             .by_id
             .range(prefix.to_string()..)
-            .take_while(|(id, _)| id.starts_with(prefix));
-        let Some((_, first)) = matches.next() else {
-            // Not a stored id: it may be the SEND id the sender saw.
-            return Ok(self
+            .take_while(|(id, _)| id.starts_with(prefix))
+            .map(|(_, k)| k)
+            .take(2)
+            .collect();
+        let candidates = if by_prefix.is_empty() {
+            // A unique suffix: the short id people see.
+            self.by_id
+                .iter()
+                .filter(|(id, _)| id.ends_with(prefix))
+                .map(|(_, k)| k)
+                .take(2)
+                .collect()
+        } else {
+            by_prefix
+        };
+        match candidates.as_slice() {
+            [] => Ok(self
+                // Not a stored id: it may be the SEND id the sender saw.
                 .messages
                 .values()
                 .filter(|m| m.source_id.as_deref() == Some(prefix))
                 .min_by_key(|m| m.ts)
-                .cloned());
-        };
-        let others = matches.count();
-        if others > 0 {
-            return Err(StoreError::AmbiguousId {
-                prefix: prefix.to_string(),
-                count: others + 1,
-            });
+                .cloned()),
+            [one] => Ok(self.messages.get(*one).cloned()),
+            _ => {
+                let count = self
+                    .by_id
+                    .keys()
+                    .filter(|id| id.starts_with(prefix))
+                    .count()
+                    .max(self.by_id.keys().filter(|id| id.ends_with(prefix)).count());
+                Err(StoreError::AmbiguousId {
+                    prefix: prefix.to_string(),
+                    count,
+                })
+            }
         }
-        Ok(self.messages.get(first).cloned())
     }
 
     fn pending_for(&self, agent: &str) -> Vec<StoredMessage> {

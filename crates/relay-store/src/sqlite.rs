@@ -186,36 +186,44 @@ impl SqliteBackend {
         if exact.is_some() {
             return Ok(exact);
         }
-        let pattern = format!("{}*", escape_glob(prefix));
+        // A unique prefix (the time part) or a unique suffix (the short id people see).
+        let escaped = escape_glob(prefix);
+        for pattern in [format!("{escaped}*"), format!("*{escaped}")] {
+            if let Some(found) = self.unique_glob(prefix, &pattern)? {
+                return Ok(Some(found));
+            }
+        }
+        // Not a stored id: it may be the SEND id the sender saw. Rare (interactive lookups
+        // only), so an unindexed scan is acceptable.
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE source_id = ?1 ORDER BY ts ASC, rowid ASC LIMIT 1"
+            ))?
+            .query_row([prefix], message_from_row)
+            .optional()?)
+    }
+
+    /// The one message whose id matches `pattern`; an error when several do.
+    fn unique_glob(&self, given: &str, pattern: &str) -> Result<Option<StoredMessage>, StoreError> {
         let mut matches = self
             .conn
             .prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id GLOB ?1 ORDER BY id LIMIT 2"
             ))?
-            .query_map([&pattern], message_from_row)?
+            .query_map([pattern], message_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
-        match matches.len() {
-            // Not a stored id: it may be the SEND id the sender saw. Rare (interactive
-            // lookups only), so an unindexed scan is acceptable.
-            0 => Ok(self
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE source_id = ?1 ORDER BY ts ASC, rowid ASC LIMIT 1"
-                ))?
-                .query_row([prefix], message_from_row)
-                .optional()?),
-            1 => Ok(matches.pop()),
-            _ => {
-                let count: i64 = self
-                    .conn
-                    .prepare_cached("SELECT count(*) FROM messages WHERE id GLOB ?1")?
-                    .query_row([&pattern], |row| row.get(0))?;
-                Err(StoreError::AmbiguousId {
-                    prefix: prefix.to_string(),
-                    count: usize::try_from(count).unwrap_or(usize::MAX),
-                })
-            }
+        if matches.len() < 2 {
+            return Ok(matches.pop());
         }
+        let count: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM messages WHERE id GLOB ?1")?
+            .query_row([pattern], |row| row.get(0))?;
+        Err(StoreError::AmbiguousId {
+            prefix: given.to_string(),
+            count: usize::try_from(count).unwrap_or(usize::MAX),
+        })
     }
 
     fn pending_for(&self, agent: &str) -> Result<Vec<StoredMessage>, StoreError> {

@@ -374,6 +374,17 @@ async fn message_by_id_prefix(f: Fixture) -> TestResult {
         Some("q_1"),
         "no LIKE wildcards"
     );
+    // A unique suffix (the short id people see) works too.
+    assert_eq!(find("xyz").await?.map(|m| m.id).as_deref(), Some("abcxyz"));
+    assert_eq!(find("def").await?.map(|m| m.id).as_deref(), Some("abcdef"));
+    insert(&f, msg("other-xyz", 1, "a", "b"))?;
+    assert!(
+        matches!(
+            find("xyz").await,
+            Err(StoreError::AmbiguousId { count: 2, .. })
+        ),
+        "an ambiguous suffix is an error"
+    );
     // The SEND id a sender saw finds the stored delivery (the earliest, for a broadcast).
     let mut first = msg("deliver-1", 5, "a", "b");
     first.source_id = Some("send-7".into());
