@@ -101,7 +101,10 @@ import socket, struct, sys, json
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1])
 hello = json.dumps({"v":1,"type":"HELLO","id":"h","ts":1,"payload":{"agent":"Intruder","capabilities":{}}}).encode()
-s.sendall(struct.pack(">I", len(hello)) + hello)
+try:
+    s.sendall(struct.pack(">I", len(hello)) + hello)
+except BrokenPipeError:
+    pass  # refused at accept time: the daemon may close before the HELLO is written
 data = b""
 while True:
     chunk = s.recv(65536)
@@ -147,10 +150,24 @@ while data:
     let d2 = TestDaemon::start(cfg).await;
     std::fs::set_permissions(d2.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&d2.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let script_ok = script.replace(
-        "while True:",
-        "s.settimeout(1)\ntry:\n  data = s.recv(65536)\nexcept Exception:\n  pass\nwhile False:",
-    );
+    // Read exactly one whole frame (the daemon answers a HELLO with WELCOME), with a deadline.
+    let script_ok = r#"
+import socket, struct, sys, json
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect(sys.argv[1])
+hello = json.dumps({"v":1,"type":"HELLO","id":"h","ts":1,"payload":{"agent":"Intruder","capabilities":{}}}).encode()
+s.sendall(struct.pack(">I", len(hello)) + hello)
+def read(n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk: raise SystemExit("closed after %d bytes" % len(buf))
+        buf += chunk
+    return buf
+n = struct.unpack(">I", read(4))[0]
+print(read(n).decode())
+"#;
     let out = tokio::process::Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -158,7 +175,7 @@ while data:
             "--clear-groups",
             python,
             "-c",
-            &script_ok,
+            script_ok,
         ])
         .arg(&d2.socket)
         .output()
