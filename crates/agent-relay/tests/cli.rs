@@ -1,32 +1,8 @@
 //! The `agent-relay` binary: argument handling, help texts, exit codes, and the message every
 //! data command prints when no daemon is running.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_agent-relay");
-
-fn agent_relay(project: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--project")
-        .arg(project)
-        .args(args)
-        .env_remove("AGENT_RELAY_SOCKET")
-        .env_remove("AGENT_RELAY_LOG")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run agent-relay")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn empty_project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir(dir.path().join(".git")).expect("mark the project root");
-    dir
-}
+mod common;
+use common::*;
 
 const COMMANDS: &[&[&str]] = &[
     &[],

@@ -1,63 +1,16 @@
 //! The CLI against the real daemon: `up` in the background, the data commands, a small run of
 //! each benchmark, `tail`, and `down`.
 
+mod common;
+use common::*;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::Duration;
 
 use relay_client::{Client, ClientConfig, Event};
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_agent-relay");
-
-fn command(project: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--project")
-        .arg(project)
-        .env_remove("AGENT_RELAY_SOCKET")
-        .env_remove("AGENT_RELAY_LOG")
-        .env_remove("RUST_LOG");
-    c
-}
-
-fn run(project: &Path, args: &[&str]) -> Output {
-    command(project)
-        .args(args)
-        .output()
-        .expect("run agent-relay")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(project: &Path, args: &[&str]) -> String {
-    let out = run(project, args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}\nstdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn json_of(project: &Path, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(project, args)).expect("JSON output")
-}
-
-/// Stops the daemon even when an assertion fails half-way.
-struct Daemon {
-    project: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = run(&self.project, &["down"]);
-    }
-}
 
 /// Answers every sync message with `{"ok": true, "echo": <body>}`.
 async fn responder(socket: PathBuf) -> Client {
@@ -149,7 +102,7 @@ async fn cli_against_the_real_daemon() {
     );
 
     // Refusals are failures with the daemon's reason.
-    let out = run(&project, &["send", "NoSuchAgent", "hello?"]);
+    let out = agent_relay(&project, &["send", "NoSuchAgent", "hello?"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("unknown recipient"),
@@ -243,6 +196,6 @@ async fn cli_against_the_real_daemon() {
         "{stopped}"
     );
     assert!(!socket.exists(), "the socket is removed");
-    let out = run(&project, &["status"]);
+    let out = agent_relay(&project, &["status"]);
     assert_eq!(out.status.code(), Some(1));
 }

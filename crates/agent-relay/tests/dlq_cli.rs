@@ -1,34 +1,12 @@
 //! `agent-relay dlq`: argument handling, help texts, usage errors, the message every
 //! subcommand prints when no daemon is running, and a run against the real daemon.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::*;
+
+use std::path::Path;
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_agent-relay");
-
-fn agent_relay(project: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--project")
-        .arg(project)
-        .args(args)
-        .env_remove("AGENT_RELAY_SOCKET")
-        .env_remove("AGENT_RELAY_LOG")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run agent-relay")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn empty_project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir(dir.path().join(".git")).expect("mark the project root");
-    dir
-}
 
 const SUBCOMMANDS: &[&str] = &["list", "show", "stats", "replay", "ack", "purge"];
 
@@ -191,34 +169,6 @@ fn filters_accept_every_reason_state_and_time_form() {
             "{args:?}"
         );
     }
-}
-
-/// Stops the daemon even when an assertion fails half-way.
-struct Daemon {
-    project: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = agent_relay(&self.project, &["down"]);
-    }
-}
-
-fn ok(project: &Path, args: &[&str]) -> String {
-    let out = agent_relay(project, args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}\nstdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn json_of(project: &Path, args: &[&str]) -> Value {
-    let out = ok(project, args);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}):\n{out}"))
 }
 
 #[test]

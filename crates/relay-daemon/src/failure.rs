@@ -4,33 +4,8 @@
 
 use relay_store::StoredMessage;
 
-/// Why a message could not be delivered (the dead letter queue's reason codes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureReason {
-    MaxRetriesExceeded,
-    TtlExpired,
-    ConnectionLost,
-    TargetNotFound,
-    RateLimited,
-    SignatureInvalid,
-    PayloadTooLarge,
-    Unknown,
-}
-
-impl FailureReason {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            FailureReason::MaxRetriesExceeded => "max_retries_exceeded",
-            FailureReason::TtlExpired => "ttl_expired",
-            FailureReason::ConnectionLost => "connection_lost",
-            FailureReason::TargetNotFound => "target_not_found",
-            FailureReason::RateLimited => "rate_limited",
-            FailureReason::SignatureInvalid => "signature_invalid",
-            FailureReason::PayloadTooLarge => "payload_too_large",
-            FailureReason::Unknown => "unknown",
-        }
-    }
-}
+/// Why a message could not be delivered: the dead letter queue's reason codes.
+pub use relay_dlq::FailureReason;
 
 /// A message the daemon gave up on, with everything needed to replay it exactly.
 #[derive(Debug, Clone)]
@@ -55,13 +30,18 @@ pub struct LogFailures;
 
 impl FailureSink for LogFailures {
     fn dead_letter(&mut self, letter: DeadLetter) {
-        tracing::warn!(
-            reason = letter.reason.as_str(),
-            id = %letter.message.id,
-            from = %letter.message.from,
-            to = %letter.message.to,
-            "message not delivered: {}",
-            letter.error
-        );
+        log_dead_letter(&letter);
     }
+}
+
+/// The log line every undeliverable message gets, whatever sink receives it.
+pub fn log_dead_letter(letter: &DeadLetter) {
+    tracing::warn!(
+        reason = letter.reason.as_str(),
+        id = %letter.message.id,
+        from = %letter.message.from,
+        to = %letter.message.to,
+        "message not delivered: {}",
+        letter.error
+    );
 }

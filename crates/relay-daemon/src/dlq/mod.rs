@@ -164,14 +164,7 @@ pub struct DlqSink {
 
 impl FailureSink for DlqSink {
     fn dead_letter(&mut self, letter: DeadLetter) {
-        tracing::warn!(
-            reason = letter.reason.as_str(),
-            id = %letter.message.id,
-            from = %letter.message.from,
-            to = %letter.message.to,
-            "dead letter: {}",
-            letter.error
-        );
+        crate::failure::log_dead_letter(&letter);
         self.handle.send(DlqCommand::Letter(Box::new(letter)));
     }
 }

@@ -11,7 +11,7 @@ use relay_store::{MessageStatus, StoreHandle};
 use tokio::sync::mpsc;
 
 use super::{DlqBackend, DlqCommand, DlqCounters, DlqStatus};
-use crate::failure::{DeadLetter, FailureReason};
+use crate::failure::DeadLetter;
 use crate::router::{ReplayRequest, RouterMsg};
 
 pub struct DlqService {
@@ -29,19 +29,6 @@ pub struct DlqService {
 
 pub(super) fn now_ms() -> i64 {
     relay_protocol::now_ms() as i64
-}
-
-fn reason_of(r: FailureReason) -> DlqReason {
-    match r {
-        FailureReason::MaxRetriesExceeded => DlqReason::MaxRetriesExceeded,
-        FailureReason::TtlExpired => DlqReason::TtlExpired,
-        FailureReason::ConnectionLost => DlqReason::ConnectionLost,
-        FailureReason::TargetNotFound => DlqReason::TargetNotFound,
-        FailureReason::RateLimited => DlqReason::RateLimited,
-        FailureReason::SignatureInvalid => DlqReason::SignatureInvalid,
-        FailureReason::PayloadTooLarge => DlqReason::PayloadTooLarge,
-        FailureReason::Unknown => DlqReason::Unknown,
-    }
 }
 
 /// Reasons where delivering again later can succeed.
@@ -170,7 +157,7 @@ impl DlqService {
             return self.replay_failed(&dlq_id, &letter.error).await;
         }
         let now = now_ms();
-        let reason = reason_of(letter.reason);
+        let reason = letter.reason;
         let mut new = NewDeadLetter::new(
             m.id.clone(),
             m.from.clone(),

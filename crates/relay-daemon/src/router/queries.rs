@@ -529,7 +529,18 @@ impl Router {
             data: p.data,
             timestamp: p.timestamp.unwrap_or(env.ts),
         };
-        let frame = frame_of(&Envelope::new(MessageType::WatchEvent, &event), usize::MAX);
+        self.push_to_watchers(&event, |w| {
+            w.logs && w.agent.as_deref().is_none_or(|a| a == agent)
+        });
+    }
+
+    /// Sends a WATCH_EVENT to every watcher whose WATCH request `wants` it.
+    fn push_to_watchers(
+        &mut self,
+        event: &WatchEventPayload,
+        wants: impl Fn(&WatchPayload) -> bool,
+    ) {
+        let frame = frame_of(&Envelope::new(MessageType::WatchEvent, event), usize::MAX);
         let targets: Vec<u64> = self
             .watchers
             .iter()
@@ -538,7 +549,7 @@ impl Router {
                 self.conns
                     .get(id)
                     .and_then(|c| c.watch.as_ref())
-                    .is_some_and(|w| w.logs && w.agent.as_deref().is_none_or(|a| a == agent))
+                    .is_some_and(&wants)
             })
             .collect();
         for id in targets {
@@ -573,28 +584,8 @@ impl Router {
             original_to: None,
             attempts: None,
         };
-        let frame = frame_of(
-            &Envelope::new(
-                MessageType::WatchEvent,
-                &WatchEventPayload::Message(Box::new(record)),
-            ),
-            usize::MAX,
-        );
-        let targets: Vec<u64> = self
-            .watchers
-            .iter()
-            .copied()
-            .filter(|id| {
-                self.conns
-                    .get(id)
-                    .and_then(|c| c.watch.as_ref())
-                    .is_some_and(|w| {
-                        w.messages && w.agent.as_deref().is_none_or(|a| a == sender || a == to)
-                    })
-            })
-            .collect();
-        for id in targets {
-            self.push(id, frame.clone());
-        }
+        self.push_to_watchers(&WatchEventPayload::Message(Box::new(record)), |w| {
+            w.messages && w.agent.as_deref().is_none_or(|a| a == sender || a == to)
+        });
     }
 }
