@@ -379,3 +379,27 @@ async fn selections_honour_a_limit() {
     let left = letters_until(&mut alice, json!({}), |l| l.len() == 1).await;
     assert_eq!(left[0]["to"], "L3", "the oldest letters are selected first");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_entry_limit_evicts_and_counts() {
+    let mut cfg = dlq_config();
+    cfg.dlq.max_entries = 2;
+    cfg.dlq.cleanup_interval_ms = 1000;
+    let d = TestDaemon::start(cfg).await;
+    let mut alice = d.client("Alice").await;
+    for who in ["E1", "E2", "E3"] {
+        alice.send_to(who, "x").await;
+        alice.expect("NACK").await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The next cleanup (every second) evicts the oldest unacknowledged letter and counts it.
+    let left = letters_until(&mut alice, json!({}), |l| l.len() == 2).await;
+    let mut targets: Vec<&str> = left.iter().map(|l| l["to"].as_str().unwrap()).collect();
+    targets.sort();
+    assert_eq!(targets, ["E2", "E3"]);
+    let stats = alice.query("DLQ_STATS", json!({})).await;
+    assert_eq!(
+        stats["payload"]["counters"]["evictedUnacknowledged"], 1,
+        "{stats}"
+    );
+}
