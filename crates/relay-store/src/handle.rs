@@ -15,8 +15,8 @@ use crate::memory::MemoryBackend;
 use crate::metrics::{MetricsCell, StoreMetrics};
 use crate::sqlite::SqliteBackend;
 use crate::types::{
-    AgentRecord, ChannelMembership, MessageQuery, Query, QueryResult, SeqSeed, SessionRecord,
-    StoreStats, StoredMessage, WriteOp,
+    AgentRecord, ChannelMembership, MessageQuery, ProposalRecord, Query, QueryResult, SeqSeed,
+    SessionRecord, StoreStats, StoredMessage, WriteOp,
 };
 use crate::writer::{Command, Core, Writer};
 
@@ -327,6 +327,14 @@ impl StoreHandle {
         }
     }
 
+    /// Every stored consensus proposal, sorted by id.
+    pub async fn proposals(&self) -> Result<Vec<ProposalRecord>, StoreError> {
+        match self.query(Query::Proposals).await? {
+            QueryResult::Proposals(rows) => Ok(rows),
+            other => Err(unexpected("Proposals", &other)),
+        }
+    }
+
     /// Row counts and the oldest message timestamp.
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
         match self.query(Query::Stats).await? {
@@ -398,6 +406,7 @@ fn unexpected(wanted: &str, got: &QueryResult) -> StoreError {
         QueryResult::Agents(_) => "Agents",
         QueryResult::Memberships(_) => "Memberships",
         QueryResult::Stats(_) => "Stats",
+        QueryResult::Proposals(_) => "Proposals",
     };
     StoreError::Internal(format!(
         "backend answered {got} where {wanted} was expected"

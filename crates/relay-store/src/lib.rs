@@ -83,6 +83,6 @@ pub use metrics::StoreMetrics;
 pub use sqlite::SqliteBackend;
 pub use types::{
     is_channel_recipient, member_key, now_ms, AgentRecord, ChannelMembership, MessageQuery,
-    MessageStatus, Order, ParseStatusError, Query, QueryResult, SeqSeed, SessionRecord, StoreStats,
-    StoredMessage, WriteOp,
+    MessageStatus, Order, ParseStatusError, ProposalRecord, Query, QueryResult, SeqSeed,
+    SessionRecord, StoreStats, StoredMessage, WriteOp,
 };

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::types::{
-    is_channel_recipient, member_key, AgentRecord, ChannelMembership, MessageQuery, Order, Query,
-    QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
+    is_channel_recipient, member_key, AgentRecord, ChannelMembership, MessageQuery, Order,
+    ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
 };
 
 /// Position of a message: `(ts, insertion sequence)`. Ordering by key is the
@@ -47,6 +47,7 @@ pub struct MemoryBackend {
     agents: BTreeMap<String, AgentRecord>,
     /// Keyed by `(channel, lower-cased member)`.
     memberships: BTreeMap<(String, String), ChannelMembership>,
+    proposals: BTreeMap<String, ProposalRecord>,
     evicted_pending: u64,
 }
 
@@ -64,6 +65,7 @@ impl MemoryBackend {
             sessions: HashMap::new(),
             agents: BTreeMap::new(),
             memberships: BTreeMap::new(),
+            proposals: BTreeMap::new(),
             evicted_pending: 0,
         }
     }
@@ -258,6 +260,13 @@ impl MemoryBackend {
                 self.memberships
                     .remove(&(channel.clone(), member_key(member)));
             }
+            WriteOp::UpsertProposal(p) => {
+                self.proposals.insert(p.id.clone(), p.clone());
+            }
+            WriteOp::PruneProposals { settled_before } => {
+                self.proposals
+                    .retain(|_, p| p.status == "pending" || p.updated_at >= *settled_before);
+            }
         }
     }
 
@@ -437,6 +446,7 @@ impl Backend for MemoryBackend {
             Query::ChannelMemberships => {
                 QueryResult::Memberships(self.memberships.values().cloned().collect())
             }
+            Query::Proposals => QueryResult::Proposals(self.proposals.values().cloned().collect()),
             Query::Stats => QueryResult::Stats(self.stats()),
         })
     }

@@ -35,7 +35,25 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "index only pending messages for the per-recipient backlog",
         apply: migration_2,
     },
+    Migration {
+        version: 3,
+        description: "consensus proposals",
+        apply: migration_3,
+    },
 ];
+
+fn migration_3(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS consensus_proposals (
+             id TEXT PRIMARY KEY,
+             status TEXT NOT NULL,
+             updated_at INTEGER NOT NULL,
+             body TEXT NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS idx_consensus_status ON consensus_proposals (status, updated_at);",
+    )?;
+    Ok(())
+}
 
 /// Acknowledging a message used to rewrite its `(recipient, status, ts)` index entry; a partial
 /// index over pending rows only turns that into a removal, and stays small because delivered

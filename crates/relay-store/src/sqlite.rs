@@ -19,8 +19,8 @@ use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::migrations;
 use crate::types::{
-    member_key, AgentRecord, ChannelMembership, MessageQuery, MessageStatus, Order, Query,
-    QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
+    member_key, AgentRecord, ChannelMembership, MessageQuery, MessageStatus, Order, ProposalRecord,
+    Query, QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
 };
 
 /// Columns of `messages`, in the order [`message_from_row`] reads them.
@@ -272,6 +272,36 @@ impl SqliteBackend {
         Ok(rows)
     }
 
+    fn proposals(&self) -> Result<Vec<ProposalRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, status, updated_at, body FROM consensus_proposals ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, status, updated_at, body) = row?;
+            match serde_json::from_str(&body) {
+                Ok(body) => out.push(ProposalRecord {
+                    id,
+                    status,
+                    updated_at,
+                    body,
+                }),
+                Err(e) => {
+                    tracing::warn!(%id, "skipping a stored proposal that is not valid JSON: {e}")
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn channel_memberships(&self) -> Result<Vec<ChannelMembership>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT channel, member, joined_at FROM channel_members ORDER BY channel, member_key",
@@ -360,6 +390,7 @@ impl Backend for SqliteBackend {
             }
             Query::Agents => QueryResult::Agents(self.agents()?),
             Query::ChannelMemberships => QueryResult::Memberships(self.channel_memberships()?),
+            Query::Proposals => QueryResult::Proposals(self.proposals()?),
             Query::Stats => QueryResult::Stats(self.stats()?),
         })
     }
@@ -505,6 +536,19 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
                 "DELETE FROM channel_members WHERE channel = ?1 AND member_key = ?2",
             )?
             .execute(params![channel, member_key(member)])?;
+        }
+        WriteOp::UpsertProposal(p) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO consensus_proposals (id, status, updated_at, body) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![p.id, p.status, p.updated_at, p.body.to_string()])?;
+        }
+        WriteOp::PruneProposals { settled_before } => {
+            conn.prepare_cached(
+                "DELETE FROM consensus_proposals WHERE status != 'pending' AND updated_at < ?1",
+            )?
+            .execute(params![settled_before])?;
         }
     }
     Ok(())

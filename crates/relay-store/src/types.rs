@@ -387,6 +387,20 @@ pub enum WriteOp {
     JoinChannel(ChannelMembership),
     /// Leave a channel; the member is matched case-insensitively.
     LeaveChannel { channel: String, member: String },
+    /// Insert or replace a consensus proposal.
+    UpsertProposal(ProposalRecord),
+    /// Delete proposals that are no longer pending and were last updated before this time.
+    PruneProposals { settled_before: i64 },
+}
+
+/// A consensus proposal as stored: the engine's own JSON, plus what retention needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProposalRecord {
+    pub id: String,
+    /// `pending` while votes are open; anything else is settled.
+    pub status: String,
+    pub updated_at: i64,
+    pub body: serde_json::Value,
 }
 
 /// A read request.
@@ -416,6 +430,8 @@ pub enum Query {
     ChannelMemberships,
     /// Counters -> [`QueryResult::Stats`].
     Stats,
+    /// Every stored consensus proposal, sorted by id -> [`QueryResult::Proposals`].
+    Proposals,
 }
 
 /// `(from, topic, max delivery_seq)` for one stream of a session.
@@ -433,6 +449,7 @@ pub enum QueryResult {
     Agents(Vec<AgentRecord>),
     Memberships(Vec<ChannelMembership>),
     Stats(StoreStats),
+    Proposals(Vec<ProposalRecord>),
 }
 
 /// Case-folded member name used to match channel members.

@@ -47,6 +47,7 @@ suite!(
     retention_keeps_pending,
     query_sees_all_earlier_writes,
     throughput_smoke,
+    proposals_upsert_list_and_prune,
 );
 
 fn insert(f: &Fixture, m: relay_store::StoredMessage) -> Result<(), StoreError> {
@@ -780,5 +781,43 @@ async fn throughput_smoke(f: Fixture) -> TestResult {
     assert_eq!(metrics.lost_ops, 0);
     assert_eq!(f.store.stats().await?.message_count, N as i64);
     assert_eq!(f.store.pending_for("receiver").await?.len(), N);
+    Ok(())
+}
+
+async fn proposals_upsert_list_and_prune(f: Fixture) -> TestResult {
+    use relay_store::ProposalRecord;
+    let rec = |id: &str, status: &str, at: i64| ProposalRecord {
+        id: id.into(),
+        status: status.into(),
+        updated_at: at,
+        body: serde_json::json!({"id": id, "status": status, "votes": [{"voter": "A"}]}),
+    };
+    f.store
+        .write(WriteOp::UpsertProposal(rec("prop_b", "pending", 10)))?;
+    f.store
+        .write(WriteOp::UpsertProposal(rec("prop_a", "approved", 10)))?;
+    f.store
+        .write(WriteOp::UpsertProposal(rec("prop_c", "rejected", 500)))?;
+    f.store
+        .write(WriteOp::UpsertProposal(rec("prop_b", "pending", 20)))?;
+    let all = f.store.proposals().await?;
+    assert_eq!(
+        all.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["prop_a", "prop_b", "prop_c"]
+    );
+    assert_eq!(
+        all[1],
+        rec("prop_b", "pending", 20),
+        "an upsert replaces the stored proposal"
+    );
+    f.store.write(WriteOp::PruneProposals {
+        settled_before: 100,
+    })?;
+    let left = f.store.proposals().await?;
+    assert_eq!(
+        left.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["prop_b", "prop_c"],
+        "old settled proposals go; pending ones never do"
+    );
     Ok(())
 }
