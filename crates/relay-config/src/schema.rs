@@ -15,6 +15,7 @@ pub struct RelayConfig {
     pub limits: LimitsSection,
     pub store: StoreSection,
     pub dlq: DlqSection,
+    pub consensus: ConsensusSection,
     pub log: LogSection,
 }
 
@@ -232,6 +233,35 @@ impl Default for DlqSection {
             alert_clear_ratio: 0.8,
             check_interval_ms: 1000,
             cleanup_interval_ms: 3_600_000,
+        }
+    }
+}
+
+/// `[consensus]`: multi-agent proposals and voting through `_consensus`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusSection {
+    pub enabled: bool,
+    /// Voting time of a proposal without TIMEOUT.
+    pub default_timeout_ms: u64,
+    /// Longest voting time a proposal may ask for.
+    pub max_timeout_ms: u64,
+    /// Whether a participant may change its vote while the proposal is open.
+    pub allow_vote_change: bool,
+    pub max_participants: usize,
+    /// Resolved proposals are kept this long; 0 = forever.
+    pub retention_hours: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        ConsensusSection {
+            enabled: true,
+            default_timeout_ms: 300_000,
+            max_timeout_ms: 86_400_000,
+            allow_vote_change: true,
+            max_participants: 100,
+            retention_hours: 168,
         }
     }
 }

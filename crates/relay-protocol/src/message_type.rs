@@ -108,6 +108,14 @@ message_types! {
     DlqAckResponse => "DLQ_ACK_RESPONSE",
     DlqPurge => "DLQ_PURGE",
     DlqPurgeResponse => "DLQ_PURGE_RESPONSE",
+    ConsensusResponse => "CONSENSUS_RESPONSE",
+    ConsensusList => "CONSENSUS_LIST",
+    ConsensusListResponse => "CONSENSUS_LIST_RESPONSE",
+    ConsensusGet => "CONSENSUS_GET",
+    ConsensusGetResponse => "CONSENSUS_GET_RESPONSE",
+    ConsensusStats => "CONSENSUS_STATS",
+    ConsensusStatsResponse => "CONSENSUS_STATS_RESPONSE",
+    ConsensusCancel => "CONSENSUS_CANCEL",
 }
 
 impl MessageType {
@@ -130,6 +138,10 @@ impl MessageType {
             DlqReplay => DlqReplayResponse,
             DlqAck => DlqAckResponse,
             DlqPurge => DlqPurgeResponse,
+            ProposalCreate | Vote | ConsensusCancel => ConsensusResponse,
+            ConsensusList => ConsensusListResponse,
+            ConsensusGet => ConsensusGetResponse,
+            ConsensusStats => ConsensusStatsResponse,
             _ => return None,
         })
     }
@@ -165,7 +177,7 @@ mod tests {
             assert_eq!(&parsed, t);
             assert_ne!(parsed, MessageType::Unknown(t.as_str().into()));
         }
-        assert_eq!(MessageType::ALL.len(), 66);
+        assert_eq!(MessageType::ALL.len(), 74);
     }
 
     #[test]
