@@ -32,4 +32,6 @@ pub struct Counters {
     pub store_rejections: u64,
     pub queries: u64,
     pub dlq_replays: u64,
+    pub consensus_proposals: u64,
+    pub consensus_votes: u64,
 }

@@ -263,7 +263,23 @@ pub async fn run(
         }
         None => (Box::new(LogFailures), None, None),
     };
-    let router = Router::new(shared.clone(), agents, channels, failures, dlq_handle);
+    let consensus = if shared.config.consensus.enabled {
+        let records = store.proposals().await?;
+        Some(crate::router::consensus::restore_engine(
+            &shared.config.consensus,
+            records,
+        ))
+    } else {
+        None
+    };
+    let router = Router::new(
+        shared.clone(),
+        agents,
+        channels,
+        failures,
+        dlq_handle,
+        consensus,
+    );
     let router_task = tokio::spawn(router.run(router_rx, shutdown.clone()));
 
     let next_id = AtomicU64::new(1);

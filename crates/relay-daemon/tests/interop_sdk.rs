@@ -35,6 +35,17 @@ const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_sdk_works_against_the_daemon() {
+    run_node_scenarios("scenarios.mjs").await;
+}
+
+/// `createProposal`/`vote` of the published SDK against the consensus engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_sdk_consensus() {
+    run_node_scenarios("consensus.mjs").await;
+}
+
+/// Starts a fresh daemon and runs one scenario script from `tests/interop/` against it.
+async fn run_node_scenarios(file: &str) {
     let Some(workdir) = prepare_node_project().await else {
         return;
     };
@@ -65,8 +76,9 @@ async fn published_sdk_works_against_the_daemon() {
 
     // The script must sit next to node_modules: ESM resolves bare imports from the importing
     // file's location (NODE_PATH does not apply to `import`).
-    let script_src = repo_root().join("tests/interop/scenarios.mjs");
-    let script = workdir.join(format!("scenarios-{}.mjs", std::process::id()));
+    let script_src = repo_root().join("tests/interop").join(file);
+    let stem = file.trim_end_matches(".mjs");
+    let script = workdir.join(format!("{stem}-{}.mjs", std::process::id()));
     fs::copy(&script_src, &script)
         .unwrap_or_else(|e| panic!("copy {} to {}: {e}", script_src.display(), script.display()));
 
@@ -79,7 +91,7 @@ async fn published_sdk_works_against_the_daemon() {
             (SCENARIO_TIMEOUT.as_millis() - 10_000).to_string(),
         );
     let started = Instant::now();
-    let run = run_bounded(node, SCENARIO_TIMEOUT, dir.path(), "scenarios").await;
+    let run = run_bounded(node, SCENARIO_TIMEOUT, dir.path(), stem).await;
     let _ = fs::remove_file(&script);
     let run = run.unwrap_or_else(|e| panic!("cannot run node {}: {e}", script.display()));
     let elapsed = started.elapsed();
@@ -89,11 +101,11 @@ async fn published_sdk_works_against_the_daemon() {
 
     let passed = !run.timed_out && run.status.is_some_and(|s| s.success());
     if passed {
-        println!("node scenarios passed in {elapsed:?}\n{}", run.stdout);
+        println!("node {file} passed in {elapsed:?}\n{}", run.stdout);
     }
     assert!(
         passed,
-        "SDK interop scenarios failed ({}, after {elapsed:?}).\n--- node stdout ---\n{}\n--- node stderr ---\n{}",
+        "SDK interop {file} failed ({}, after {elapsed:?}).\n--- node stdout ---\n{}\n--- node stderr ---\n{}",
         if run.timed_out {
             format!("killed after {SCENARIO_TIMEOUT:?}")
         } else {

@@ -7,6 +7,7 @@
 //! reads run in spawned tasks that answer the client directly or report back to the router.
 
 mod channels;
+pub(crate) mod consensus;
 mod delivery;
 mod queries;
 mod replay;
@@ -155,6 +156,8 @@ pub struct Router {
     pub(crate) counters: Counters,
     failures: Box<dyn FailureSink>,
     pub(crate) dlq: Option<crate::dlq::DlqHandle>,
+    pub(crate) consensus: Option<relay_consensus::Engine>,
+    ticks: u64,
     /// Message id → dead letter id, for replays in flight.
     pub(crate) replays: HashMap<String, String>,
     last_store_warning: Option<Instant>,
@@ -170,6 +173,7 @@ impl Router {
         channels: Channels,
         failures: Box<dyn FailureSink>,
         dlq: Option<crate::dlq::DlqHandle>,
+        consensus: Option<relay_consensus::Engine>,
     ) -> Router {
         Router {
             tracker: Tracker::new(&shared.config.delivery),
@@ -189,6 +193,8 @@ impl Router {
             counters: Counters::default(),
             failures,
             dlq,
+            consensus,
+            ticks: 0,
             replays: HashMap::new(),
             last_store_warning: None,
             last_activity: 0,
@@ -203,6 +209,7 @@ impl Router {
         let mut registry_tick = tokio::time::interval(Duration::from_secs(1));
         registry_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let next_expiry = self.next_consensus_expiry();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -214,9 +221,14 @@ impl Router {
                 }
                 Some(expired) = self.tracker.next_expired() => self.on_delivery_timeout(expired),
                 Some(expired) = self.syncs.next_expired() => self.on_sync_timeout(expired),
+                _ = consensus_deadline(next_expiry) => self.on_consensus_expiry(),
                 _ = registry_tick.tick() => {
                     self.flush_registry();
                     self.release_memory_when_idle();
+                    self.ticks += 1;
+                    if self.ticks % 600 == 1 {
+                        self.prune_proposals();
+                    }
                 }
             }
         }
@@ -280,6 +292,12 @@ impl Router {
             T::DlqList | T::DlqGet | T::DlqStats | T::DlqReplay | T::DlqAck | T::DlqPurge => {
                 self.on_dlq_request(conn_id, env)
             }
+            T::ProposalCreate
+            | T::Vote
+            | T::ConsensusCancel
+            | T::ConsensusGet
+            | T::ConsensusList
+            | T::ConsensusStats => self.on_consensus_frame(conn_id, env),
             T::Welcome
             | T::Deliver
             | T::Ping
@@ -303,6 +321,10 @@ impl Router {
             | T::DlqReplayResponse
             | T::DlqAckResponse
             | T::DlqPurgeResponse
+            | T::ConsensusResponse
+            | T::ConsensusListResponse
+            | T::ConsensusGetResponse
+            | T::ConsensusStatsResponse
             | T::WatchEvent => self.reply_error(
                 conn_id,
                 ErrorCode::BadRequest,
@@ -310,12 +332,7 @@ impl Router {
                 &env.id,
             ),
             other => {
-                let message = match other {
-                    T::ProposalCreate | T::Vote => {
-                        format!("unsupported type {other}: consensus is not enabled on this daemon")
-                    }
-                    _ => format!("unsupported type {other}"),
-                };
+                let message = format!("unsupported type {other}");
                 self.reply_error(conn_id, ErrorCode::BadRequest, message, &env.id)
             }
         }
@@ -562,6 +579,21 @@ impl Router {
         }
     }
 
+    /// Resolved proposals older than `consensus.retention_hours` are deleted.
+    fn prune_proposals(&mut self) {
+        let hours = self.shared.config.consensus.retention_hours;
+        if self.consensus.is_none() || hours == 0 {
+            return;
+        }
+        let before = relay_protocol::now_ms() as i64 - hours as i64 * 3_600_000;
+        self.store_write(WriteOp::PruneProposals {
+            settled_before: before,
+        });
+        if let Some(engine) = self.consensus.as_mut() {
+            engine.prune(before);
+        }
+    }
+
     fn flush_registry(&mut self) {
         for name in std::mem::take(&mut self.registry_dirty) {
             if let Some(rec) = self.registry.get(&name) {
@@ -713,5 +745,16 @@ impl Router {
                 self.registry_dirty.insert(name.to_string());
             }
         }
+    }
+}
+
+/// Sleeps until the next consensus deadline (epoch ms), or forever when there is none.
+async fn consensus_deadline(at_ms: Option<i64>) {
+    match at_ms {
+        Some(at) => {
+            let wait = (at - relay_protocol::now_ms() as i64).max(0) as u64;
+            tokio::time::sleep(Duration::from_millis(wait)).await
+        }
+        None => std::future::pending().await,
     }
 }

@@ -154,6 +154,10 @@ impl Router {
                 );
             }
         }
+        // Consensus commands are answered by the engine: not rate-limited, never routed.
+        if to == super::consensus::CONSENSUS {
+            return self.on_consensus_text(conn_id, &sender, &payload.body);
+        }
         if let Err(wait) = self.take_token(&sender) {
             self.counters.rate_limited += 1;
             let l = &self.shared.config.limits;
@@ -176,11 +180,7 @@ impl Router {
         let target = match to.as_str() {
             "*" => Target::Broadcast,
             "@users" => Target::Users,
-            "_consensus" => {
-                let msg = "consensus is not enabled on this daemon; the message was not routed"
-                    .to_string();
-                return self.nack(conn_id, &env.id, NackCode::Invalid, msg);
-            }
+
             name => Target::Direct(name.to_string()),
         };
 
