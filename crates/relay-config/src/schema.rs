@@ -16,6 +16,7 @@ pub struct RelayConfig {
     pub store: StoreSection,
     pub dlq: DlqSection,
     pub consensus: ConsensusSection,
+    pub signing: SigningSection,
     pub log: LogSection,
 }
 
@@ -266,6 +267,47 @@ impl Default for ConsensusSection {
     }
 }
 
+/// `[signing]`: message signatures (HMAC-SHA256 or Ed25519) checked by the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SigningSection {
+    pub enabled: bool,
+    /// `hmac-sha256` or `ed25519`: what `agent-relay keys create` makes by default.
+    pub algorithm: String,
+    /// `off` (signatures checked when present), `warn` (unsigned messages delivered and logged) or
+    /// `enforce` (unsigned messages refused). A present but bad signature is always refused.
+    pub require_signatures: String,
+    /// Senders whose messages may be unsigned under `enforce`.
+    pub allow_unsigned_from: Vec<String>,
+    /// One secret shared by every agent (HMAC); empty = per-agent keys in `keys_dir`.
+    pub shared_secret: String,
+    /// Per-agent key files; empty = `.agent-relay/keys`.
+    pub keys_dir: String,
+    /// Rotate every agent's key this often; 0 = only on `agent-relay keys rotate`.
+    pub key_rotation_hours: u64,
+    /// How long a rotated-out key still verifies.
+    pub rotation_overlap_hours: u64,
+    /// Largest accepted difference between a signature's time and the daemon's clock; message ids
+    /// are remembered this long to refuse replays.
+    pub replay_window_secs: u64,
+}
+
+impl Default for SigningSection {
+    fn default() -> Self {
+        SigningSection {
+            enabled: false,
+            algorithm: "hmac-sha256".into(),
+            require_signatures: "off".into(),
+            allow_unsigned_from: Vec::new(),
+            shared_secret: String::new(),
+            keys_dir: String::new(),
+            key_rotation_hours: 0,
+            rotation_overlap_hours: 24,
+            replay_window_secs: 300,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -370,6 +412,15 @@ impl RelayConfig {
             paths.default_socket.clone()
         } else {
             paths.resolve(std::path::Path::new(&self.daemon.socket))
+        }
+    }
+
+    /// The directory of per-agent key files.
+    pub fn keys_dir(&self, paths: &crate::ProjectPaths) -> PathBuf {
+        if self.signing.keys_dir.is_empty() {
+            paths.relay_dir.join("keys")
+        } else {
+            paths.resolve(std::path::Path::new(&self.signing.keys_dir))
         }
     }
 

@@ -18,6 +18,7 @@ pub mod metrics;
 mod ratelimit;
 pub mod router;
 mod server;
+pub mod signing;
 mod sysinfo;
 
 use std::path::PathBuf;

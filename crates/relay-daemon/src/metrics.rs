@@ -34,4 +34,6 @@ pub struct Counters {
     pub dlq_replays: u64,
     pub consensus_proposals: u64,
     pub consensus_votes: u64,
+    pub signatures_verified: u64,
+    pub signatures_rejected: u64,
 }

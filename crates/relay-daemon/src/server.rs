@@ -43,6 +43,8 @@ pub enum DaemonError {
 pub struct Subsystems {
     /// The dead letter queue; `None` logs undeliverable messages instead.
     pub dlq: Option<DlqBackend>,
+    /// Where per-agent signing keys live; `None` = `keys/` beside the socket.
+    pub keys_dir: Option<PathBuf>,
 }
 
 /// Opens the dead letter store `[dlq]` asks for (`None` when disabled). A PostgreSQL backend is
@@ -177,6 +179,7 @@ pub async fn serve(config: RelayConfig, paths: ProjectPaths) -> Result<(), Daemo
             source: std::io::Error::other(e),
         })??;
     let dlq = open_dlq(&config, &paths)?;
+    let config_keys_dir = config.keys_dir(&paths);
     write_pid_file(&pid_file)?;
 
     let shutdown = CancellationToken::new();
@@ -191,7 +194,10 @@ pub async fn serve(config: RelayConfig, paths: ProjectPaths) -> Result<(), Daemo
         listener,
         socket.clone(),
         store,
-        Subsystems { dlq },
+        Subsystems {
+            dlq,
+            keys_dir: Some(config_keys_dir),
+        },
         shutdown,
     )
     .await;
@@ -272,6 +278,24 @@ pub async fn run(
     } else {
         None
     };
+    let signing = if shared.config.signing.enabled {
+        let window_ms = shared.config.signing.replay_window_secs as i64 * 1000;
+        let recent = store
+            .recent_signatures(relay_protocol::now_ms() as i64 - window_ms)
+            .await?;
+        let keys_dir = subsystems
+            .keys_dir
+            .clone()
+            .or_else(|| shared.socket_path.parent().map(|d| d.join("keys")))
+            .unwrap_or_else(|| PathBuf::from("keys"));
+        Some(crate::signing::SigningGuard::new(
+            &shared.config.signing,
+            keys_dir,
+            recent,
+        ))
+    } else {
+        None
+    };
     let router = Router::new(
         shared.clone(),
         agents,
@@ -279,6 +303,7 @@ pub async fn run(
         failures,
         dlq_handle,
         consensus,
+        signing,
     );
     let router_task = tokio::spawn(router.run(router_rx, shutdown.clone()));
 

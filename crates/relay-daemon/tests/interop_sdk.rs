@@ -70,6 +70,7 @@ async fn run_node_scenarios(file: &str) {
                 relay_dlq::SqliteDlq::open(dir.path().join("messages.sqlite"))
                     .expect("open the dead letter store"),
             ))),
+            keys_dir: None,
         },
         shutdown.clone(),
     ));

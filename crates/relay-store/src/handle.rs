@@ -335,6 +335,17 @@ impl StoreHandle {
         }
     }
 
+    /// `(signer, message id, signing time)` of signatures made at or after `since`.
+    pub async fn recent_signatures(
+        &self,
+        since: i64,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        match self.query(Query::RecentSignatures { since }).await? {
+            QueryResult::Signatures(rows) => Ok(rows),
+            other => Err(unexpected("Signatures", &other)),
+        }
+    }
+
     /// Row counts and the oldest message timestamp.
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
         match self.query(Query::Stats).await? {
@@ -407,6 +418,7 @@ fn unexpected(wanted: &str, got: &QueryResult) -> StoreError {
         QueryResult::Memberships(_) => "Memberships",
         QueryResult::Stats(_) => "Stats",
         QueryResult::Proposals(_) => "Proposals",
+        QueryResult::Signatures(_) => "Signatures",
     };
     StoreError::Internal(format!(
         "backend answered {got} where {wanted} was expected"

@@ -48,6 +48,7 @@ pub struct MemoryBackend {
     /// Keyed by `(channel, lower-cased member)`.
     memberships: BTreeMap<(String, String), ChannelMembership>,
     proposals: BTreeMap<String, ProposalRecord>,
+    signatures: BTreeMap<(String, String), i64>,
     evicted_pending: u64,
 }
 
@@ -66,6 +67,7 @@ impl MemoryBackend {
             agents: BTreeMap::new(),
             memberships: BTreeMap::new(),
             proposals: BTreeMap::new(),
+            signatures: BTreeMap::new(),
             evicted_pending: 0,
         }
     }
@@ -263,6 +265,12 @@ impl MemoryBackend {
             WriteOp::UpsertProposal(p) => {
                 self.proposals.insert(p.id.clone(), p.clone());
             }
+            WriteOp::RecordSignature { signer, m, t } => {
+                self.signatures.insert((signer.clone(), m.clone()), *t);
+            }
+            WriteOp::PruneSignatures { before } => {
+                self.signatures.retain(|_, t| *t >= *before);
+            }
             WriteOp::PruneProposals { settled_before } => {
                 self.proposals
                     .retain(|_, p| p.status == "pending" || p.updated_at >= *settled_before);
@@ -447,6 +455,13 @@ impl Backend for MemoryBackend {
                 QueryResult::Memberships(self.memberships.values().cloned().collect())
             }
             Query::Proposals => QueryResult::Proposals(self.proposals.values().cloned().collect()),
+            Query::RecentSignatures { since } => QueryResult::Signatures(
+                self.signatures
+                    .iter()
+                    .filter(|(_, t)| **t >= *since)
+                    .map(|((s, m), t)| (s.clone(), m.clone(), *t))
+                    .collect(),
+            ),
             Query::Stats => QueryResult::Stats(self.stats()),
         })
     }

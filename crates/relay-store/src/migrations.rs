@@ -40,7 +40,25 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "consensus proposals",
         apply: migration_3,
     },
+    Migration {
+        version: 4,
+        description: "signature replay cache",
+        apply: migration_4,
+    },
 ];
+
+fn migration_4(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS signature_replay (
+             signer TEXT NOT NULL,
+             m TEXT NOT NULL,
+             t INTEGER NOT NULL,
+             PRIMARY KEY (signer, m)
+         );
+         CREATE INDEX IF NOT EXISTS idx_signature_replay_t ON signature_replay (t);",
+    )?;
+    Ok(())
+}
 
 fn migration_3(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(

@@ -391,6 +391,15 @@ impl Backend for SqliteBackend {
             Query::Agents => QueryResult::Agents(self.agents()?),
             Query::ChannelMemberships => QueryResult::Memberships(self.channel_memberships()?),
             Query::Proposals => QueryResult::Proposals(self.proposals()?),
+            Query::RecentSignatures { since } => {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT signer, m, t FROM signature_replay WHERE t >= ?1 ORDER BY t",
+                )?;
+                let rows = stmt
+                    .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                QueryResult::Signatures(rows)
+            }
             Query::Stats => QueryResult::Stats(self.stats()?),
         })
     }
@@ -543,6 +552,16 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
                  VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![p.id, p.status, p.updated_at, p.body.to_string()])?;
+        }
+        WriteOp::RecordSignature { signer, m, t } => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO signature_replay (signer, m, t) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![signer, m, t])?;
+        }
+        WriteOp::PruneSignatures { before } => {
+            conn.prepare_cached("DELETE FROM signature_replay WHERE t < ?1")?
+                .execute(params![before])?;
         }
         WriteOp::PruneProposals { settled_before } => {
             conn.prepare_cached(

@@ -391,6 +391,10 @@ pub enum WriteOp {
     UpsertProposal(ProposalRecord),
     /// Delete proposals that are no longer pending and were last updated before this time.
     PruneProposals { settled_before: i64 },
+    /// Remember that `signer` used message id `m` in a signature made at `t` (replay protection).
+    RecordSignature { signer: String, m: String, t: i64 },
+    /// Forget signatures made before this time (outside the replay window).
+    PruneSignatures { before: i64 },
 }
 
 /// A consensus proposal as stored: the engine's own JSON, plus what retention needs.
@@ -432,6 +436,8 @@ pub enum Query {
     Stats,
     /// Every stored consensus proposal, sorted by id -> [`QueryResult::Proposals`].
     Proposals,
+    /// Signatures made at or after `since` -> [`QueryResult::Signatures`].
+    RecentSignatures { since: i64 },
 }
 
 /// `(from, topic, max delivery_seq)` for one stream of a session.
@@ -450,6 +456,8 @@ pub enum QueryResult {
     Memberships(Vec<ChannelMembership>),
     Stats(StoreStats),
     Proposals(Vec<ProposalRecord>),
+    /// `(signer, message id, signing time)`.
+    Signatures(Vec<(String, String, i64)>),
 }
 
 /// Case-folded member name used to match channel members.

@@ -48,6 +48,7 @@ suite!(
     query_sees_all_earlier_writes,
     throughput_smoke,
     proposals_upsert_list_and_prune,
+    signatures_record_query_and_prune,
 );
 
 fn insert(f: &Fixture, m: relay_store::StoredMessage) -> Result<(), StoreError> {
@@ -819,5 +820,26 @@ async fn proposals_upsert_list_and_prune(f: Fixture) -> TestResult {
         ["prop_b", "prop_c"],
         "old settled proposals go; pending ones never do"
     );
+    Ok(())
+}
+
+async fn signatures_record_query_and_prune(f: Fixture) -> TestResult {
+    for (signer, m, t) in [("A", "m1", 100), ("A", "m2", 200), ("B", "m1", 300)] {
+        f.store.write(WriteOp::RecordSignature {
+            signer: signer.into(),
+            m: m.into(),
+            t,
+        })?;
+    }
+    let recent = f.store.recent_signatures(150).await?;
+    assert_eq!(
+        recent,
+        [
+            ("A".to_string(), "m2".to_string(), 200),
+            ("B".to_string(), "m1".to_string(), 300)
+        ]
+    );
+    f.store.write(WriteOp::PruneSignatures { before: 250 })?;
+    assert_eq!(f.store.recent_signatures(0).await?.len(), 1);
     Ok(())
 }

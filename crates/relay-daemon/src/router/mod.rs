@@ -157,6 +157,7 @@ pub struct Router {
     failures: Box<dyn FailureSink>,
     pub(crate) dlq: Option<crate::dlq::DlqHandle>,
     pub(crate) consensus: Option<relay_consensus::Engine>,
+    pub(crate) signing: Option<crate::signing::SigningGuard>,
     ticks: u64,
     /// Message id → dead letter id, for replays in flight.
     pub(crate) replays: HashMap<String, String>,
@@ -174,6 +175,7 @@ impl Router {
         failures: Box<dyn FailureSink>,
         dlq: Option<crate::dlq::DlqHandle>,
         consensus: Option<relay_consensus::Engine>,
+        signing: Option<crate::signing::SigningGuard>,
     ) -> Router {
         Router {
             tracker: Tracker::new(&shared.config.delivery),
@@ -194,6 +196,7 @@ impl Router {
             failures,
             dlq,
             consensus,
+            signing,
             ticks: 0,
             replays: HashMap::new(),
             last_store_warning: None,
@@ -228,6 +231,15 @@ impl Router {
                     self.ticks += 1;
                     if self.ticks % 600 == 1 {
                         self.prune_proposals();
+                    }
+                    if self.ticks.is_multiple_of(60) {
+                        self.prune_signatures();
+                    }
+                    // Rotations and revocations made with `agent-relay keys` take effect within 2 s.
+                    if self.ticks.is_multiple_of(2) {
+                        if let Some(guard) = self.signing.as_mut() {
+                            guard.refresh_keys();
+                        }
                     }
                 }
             }
@@ -292,12 +304,14 @@ impl Router {
             T::DlqList | T::DlqGet | T::DlqStats | T::DlqReplay | T::DlqAck | T::DlqPurge => {
                 self.on_dlq_request(conn_id, env)
             }
-            T::ProposalCreate
-            | T::Vote
-            | T::ConsensusCancel
-            | T::ConsensusGet
-            | T::ConsensusList
-            | T::ConsensusStats => self.on_consensus_frame(conn_id, env),
+            T::ProposalCreate | T::Vote | T::ConsensusCancel => {
+                if self.verify_ingress(conn_id, &env, true) {
+                    self.on_consensus_frame(conn_id, env)
+                }
+            }
+            T::ConsensusGet | T::ConsensusList | T::ConsensusStats => {
+                self.on_consensus_frame(conn_id, env)
+            }
             T::Welcome
             | T::Deliver
             | T::Ping
@@ -577,6 +591,16 @@ impl Router {
             self.trimmed = true;
             crate::sysinfo::release_free_memory();
         }
+    }
+
+    /// Signatures older than the replay window can no longer be replayed: forget them.
+    fn prune_signatures(&mut self) {
+        let Some(guard) = self.signing.as_mut() else {
+            return;
+        };
+        guard.forget_expired();
+        let before = relay_protocol::now_ms() as i64 - guard.window_ms() as i64;
+        self.store_write(WriteOp::PruneSignatures { before });
     }
 
     /// Resolved proposals older than `consensus.retention_hours` are deleted.

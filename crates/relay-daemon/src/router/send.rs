@@ -117,6 +117,11 @@ impl Router {
                 "SEND needs a `to` (an agent name, *, @users or #channel)".into(),
             );
         }
+        // Signatures first: a replayed signed frame is refused, not silently de-duplicated.
+        let consensus_command = to == super::consensus::CONSENSUS;
+        if !self.verify_ingress(conn_id, &env, consensus_command) {
+            return;
+        }
         let window = self.shared.config.delivery.dedupe_window;
         if !self
             .dedupe
@@ -673,5 +678,59 @@ impl Router {
             "error": format!("{what} agents is not available on this daemon"),
         });
         self.reply(conn_id, &Envelope::new(t, &payload));
+    }
+}
+
+impl Router {
+    /// Applies `[signing]` to an inbound frame. Returns false when it was refused (the sender got
+    /// NACK FORBIDDEN and the message is dead-lettered as `signature_invalid`).
+    pub(crate) fn verify_ingress(
+        &mut self,
+        conn_id: u64,
+        env: &Envelope,
+        needs_signature: bool,
+    ) -> bool {
+        let Some(guard) = self.signing.as_mut() else {
+            return true;
+        };
+        let Some(sender) = self.conns.get(&conn_id).map(|c| c.name.clone()) else {
+            return false;
+        };
+        let verdict = guard.check(env, &sender, env.to.as_deref());
+        let verdict = match verdict {
+            Ok(crate::signing::Verdict::Unsigned) if needs_signature && guard.enforced() => {
+                Err(format!(
+                    "unsigned {} from {sender} refused: consensus commands must be signed",
+                    env.msg_type
+                ))
+            }
+            other => other,
+        };
+        match verdict {
+            Ok(crate::signing::Verdict::Verified { m, t }) => {
+                self.counters.signatures_verified += 1;
+                self.store_write(WriteOp::RecordSignature {
+                    signer: sender,
+                    m,
+                    t: t as i64,
+                });
+                true
+            }
+            Ok(crate::signing::Verdict::Unsigned) => true,
+            Err(why) => {
+                self.counters.signatures_rejected += 1;
+                self.nack(conn_id, &env.id, NackCode::Forbidden, why.clone());
+                let payload: SendPayload = env.payload_as().unwrap_or(SendPayload {
+                    kind: relay_protocol::PayloadKind::Message,
+                    body: env.payload.get().to_string(),
+                    data: None,
+                    thread: None,
+                });
+                let to = env.to.clone().unwrap_or_default();
+                let letter = self.letter_from_send(&sender, &to, env, &payload);
+                self.dead_letter(FailureReason::SignatureInvalid, letter, why, false);
+                false
+            }
+        }
     }
 }

@@ -64,7 +64,10 @@ impl TestDaemon {
             listener,
             self.socket.clone(),
             store,
-            relay_daemon::Subsystems { dlq },
+            relay_daemon::Subsystems {
+                dlq,
+                keys_dir: Some(paths.relay_dir.join("keys")),
+            },
             self.shutdown.clone(),
         )));
     }

@@ -1,0 +1,246 @@
+//! Message signing end to end, for both algorithms: signed messages are delivered with their
+//! `_sig` and verify at the recipient; tampering, a wrong signer, replays, stale timestamps,
+//! revoked keys and bad signatures are refused and dead-lettered; enforce/warn modes; rotation
+//! overlap; a restart does not reopen the replay window.
+
+mod common;
+
+use common::*;
+use relay_protocol::Envelope;
+use relay_signing::{Algorithm, Keystore, Signature, SigningKey};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn signing_config(mode: &str) -> relay_config::RelayConfig {
+    let mut c = fast_config();
+    c.signing.enabled = true;
+    c.signing.require_signatures = mode.into();
+    c.signing.allow_unsigned_from = vec!["Legacy".into()];
+    c.dlq.initial_backoff_ms = 60_000;
+    c.dlq.check_interval_ms = 50;
+    c
+}
+
+fn keystore(d: &TestDaemon) -> Keystore {
+    Keystore::new(d.dir.path().join(".agent-relay/keys"))
+}
+
+fn now() -> u64 {
+    relay_protocol::now_ms()
+}
+
+fn send_env(to: &str, body: &str) -> Envelope {
+    let mut env = Envelope::new(
+        relay_protocol::MessageType::Send,
+        &json!({"kind":"message","body":body,"data":{"n":1}}),
+    );
+    env.to = Some(to.into());
+    env
+}
+
+fn signed(mut env: Envelope, signer: &str, key: &SigningKey, at: u64) -> Value {
+    let sig = relay_signing::sign(&env, signer, key, at).expect("sign");
+    sig.attach_to(&mut env);
+    serde_json::to_value(&env).expect("json")
+}
+
+async fn refused(c: &mut Client, frame: Value, needle: &str) {
+    let id = frame["id"].as_str().unwrap().to_string();
+    c.send(frame).await;
+    let n = c.expect("NACK").await;
+    assert_eq!(n["payload"]["ack_id"], id.as_str());
+    assert_eq!(n["payload"]["code"], "FORBIDDEN", "{n}");
+    let msg = n["payload"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
+}
+
+async fn signature_invalid_letters(c: &mut Client) -> u64 {
+    let r = c
+        .query("DLQ_LIST", json!({"reason":"signature_invalid"}))
+        .await;
+    r["payload"]["total"].as_u64().unwrap_or(0)
+}
+
+async fn scenario(alg: Algorithm) {
+    let mut d = TestDaemon::start(signing_config("enforce")).await;
+    let keys = keystore(&d);
+    let alice_file = keys
+        .create("Alice", alg, now())
+        .expect("create Alice's key");
+    keys.create("Mallory", alg, now())
+        .expect("create Mallory's key");
+    let alice_key = alice_file.signing_key(now()).expect("signing key");
+    let mallory_key = keys.load("Mallory").unwrap().signing_key(now()).unwrap();
+    let mut alice = d.client("Alice").await;
+    let mut bob = d.client("Bob").await;
+    let mut legacy = d.client("Legacy").await;
+
+    // A signed message is delivered with its signature and verifies at the recipient.
+    alice
+        .send(signed(
+            send_env("Bob", "signed hello"),
+            "Alice",
+            &alice_key,
+            now(),
+        ))
+        .await;
+    let m = bob.recv_ack().await;
+    assert_eq!(m["payload"]["body"], "signed hello");
+    let delivered: Envelope = parse(&m);
+    let sig = Signature::from_envelope(&delivered)
+        .unwrap()
+        .expect("_sig forwarded on DELIVER");
+    relay_signing::verify_delivered(&delivered, "Alice", Some("Bob"), &sig, &keys, now())
+        .expect("verifies end to end");
+
+    // Tampered body.
+    let mut tampered = signed(send_env("Bob", "original"), "Alice", &alice_key, now());
+    tampered["payload"]["body"] = json!("changed");
+    refused(&mut alice, tampered, "signature").await;
+    // Signed by someone else than the connection.
+    refused(
+        &mut alice,
+        signed(send_env("Bob", "x"), "Mallory", &mallory_key, now()),
+        "signature",
+    )
+    .await;
+    // Replayed frame.
+    let once = signed(send_env("Bob", "only once"), "Alice", &alice_key, now());
+    alice.send(once.clone()).await;
+    assert_eq!(bob.recv_ack().await["payload"]["body"], "only once");
+    refused(&mut alice, once.clone(), "").await;
+    // Stale timestamp.
+    refused(
+        &mut alice,
+        signed(send_env("Bob", "old"), "Alice", &alice_key, now() - 600_000),
+        "",
+    )
+    .await;
+    // Unsigned under enforce.
+    let unsigned = serde_json::to_value(send_env("Bob", "unsigned")).unwrap();
+    refused(&mut alice, unsigned.clone(), "unsigned").await;
+    // allow_unsigned_from tolerates absence ...
+    legacy
+        .send(serde_json::to_value(send_env("Bob", "legacy unsigned")).unwrap())
+        .await;
+    assert_eq!(bob.recv_ack().await["payload"]["body"], "legacy unsigned");
+    // ... but never a bad signature.
+    let mut bad = serde_json::to_value(send_env("Bob", "legacy bad")).unwrap();
+    bad["_sig"] =
+        json!({"s":"00ff","k":"0000000000000000","t":now(),"a":alg.as_str(),"m":bad["id"]});
+    refused(&mut legacy, bad, "").await;
+    bob.expect_silence(Duration::from_millis(100)).await;
+
+    // Rotation: the previous key still verifies during the overlap.
+    keys.rotate("Alice", now(), 3_600_000).expect("rotate");
+    tokio::time::sleep(Duration::from_millis(2_200)).await; // the daemon re-reads keys every 2 s
+    alice
+        .send(signed(
+            send_env("Bob", "old key, in overlap"),
+            "Alice",
+            &alice_key,
+            now(),
+        ))
+        .await;
+    assert_eq!(
+        bob.recv_ack().await["payload"]["body"],
+        "old key, in overlap"
+    );
+    let new_key = keys.load("Alice").unwrap().signing_key(now()).unwrap();
+    alice
+        .send(signed(send_env("Bob", "new key"), "Alice", &new_key, now()))
+        .await;
+    assert_eq!(bob.recv_ack().await["payload"]["body"], "new key");
+
+    // A revoked key never verifies.
+    keys.revoke("Alice", alice_key.key_id()).expect("revoke");
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    refused(
+        &mut alice,
+        signed(send_env("Bob", "revoked"), "Alice", &alice_key, now()),
+        "",
+    )
+    .await;
+
+    let mut letters = 0;
+    for _ in 0..100 {
+        letters = signature_invalid_letters(&mut alice).await;
+        if letters >= 7 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(
+        letters, 7,
+        "every refusal is a signature_invalid dead letter"
+    );
+
+    // A restart does not reopen the replay window.
+    drop((alice, bob, legacy));
+    d.restart().await;
+    let mut alice = d.client("Alice").await;
+    refused(&mut alice, once, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hmac_signatures_end_to_end() {
+    scenario(Algorithm::HmacSha256).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ed25519_signatures_end_to_end() {
+    scenario(Algorithm::Ed25519).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warn_mode_delivers_unsigned_and_shared_secrets_work() {
+    let mut cfg = signing_config("warn");
+    cfg.signing.shared_secret = "team-secret".into();
+    let d = TestDaemon::start(cfg).await;
+    let mut alice = d.client("Alice").await;
+    let mut bob = d.client("Bob").await;
+    alice
+        .send(serde_json::to_value(send_env("Bob", "unsigned but warned")).unwrap())
+        .await;
+    assert_eq!(
+        bob.recv_ack().await["payload"]["body"],
+        "unsigned but warned"
+    );
+    let shared = relay_signing::SharedSecret::new("team-secret").signing_key();
+    alice
+        .send(signed(
+            send_env("Bob", "shared secret"),
+            "Alice",
+            &shared,
+            now(),
+        ))
+        .await;
+    assert_eq!(bob.recv_ack().await["payload"]["body"], "shared secret");
+    let wrong = relay_signing::SharedSecret::new("other-secret").signing_key();
+    refused(
+        &mut alice,
+        signed(send_env("Bob", "wrong secret"), "Alice", &wrong, now()),
+        "",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consensus_commands_need_signatures_under_enforce() {
+    let d = TestDaemon::start(signing_config("enforce")).await;
+    let mut legacy = d.client("Legacy").await;
+    // Allowed to send unsigned messages, but not unsigned consensus commands.
+    refused(
+        &mut legacy,
+        serde_json::to_value(send_env(
+            "_consensus",
+            "PROPOSE: x\nTYPE: majority\nPARTICIPANTS: A\nDESCRIPTION: y",
+        ))
+        .unwrap(),
+        "consensus",
+    )
+    .await;
+}
