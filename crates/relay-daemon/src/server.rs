@@ -288,6 +288,13 @@ pub async fn run(
             .clone()
             .or_else(|| shared.socket_path.parent().map(|d| d.join("keys")))
             .unwrap_or_else(|| PathBuf::from("keys"));
+        if shared.config.signing.shared_secret.is_empty() {
+            tokio::spawn(crate::signing::refresh_keys(
+                keys_dir.clone(),
+                shared.config.signing.clone(),
+                shared.router_tx.clone(),
+            ));
+        }
         Some(crate::signing::SigningGuard::new(
             &shared.config.signing,
             keys_dir,

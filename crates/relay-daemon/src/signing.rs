@@ -8,12 +8,12 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use relay_config::SigningSection;
 use relay_protocol::Envelope;
 use relay_signing::{
-    KeyLookup, KeyRing, Keystore, ReplayCache, ReplayEntry, SharedSecret, Signature, VerifyError,
+    KeyLookup, KeyRing, Keystore, ReplayCache, ReplayEntry, SharedSecret, Signature,
 };
 
 /// What to do with messages that carry no signature.
@@ -45,11 +45,8 @@ pub enum Verdict {
 
 enum Keys {
     Shared(SharedSecret),
-    PerAgent {
-        store: Keystore,
-        ring: KeyRing,
-        loaded: Instant,
-    },
+    /// Per-agent key files, re-read off the router task by [`refresh_keys`].
+    PerAgent(KeyRing),
 }
 
 /// The daemon's signature checker; owned by the router.
@@ -69,17 +66,7 @@ impl SigningGuard {
         recent: Vec<(String, String, i64)>,
     ) -> SigningGuard {
         let keys = if config.shared_secret.is_empty() {
-            let store = Keystore::new(keys_dir);
-            let ring = load_ring(&store);
-            // Allow an immediate re-read: keys may be created right after the daemon starts.
-            let loaded = Instant::now()
-                .checked_sub(Duration::from_secs(1))
-                .unwrap_or_else(Instant::now);
-            Keys::PerAgent {
-                store,
-                ring,
-                loaded,
-            }
+            Keys::PerAgent(load_ring(&Keystore::new(keys_dir)))
         } else {
             Keys::Shared(SharedSecret::new(&config.shared_secret))
         };
@@ -121,7 +108,7 @@ impl SigningGuard {
             Err(e) => return Err(format!("signature is malformed: {e}")),
         };
         let now = relay_protocol::now_ms();
-        let mut result = relay_signing::verify(
+        relay_signing::verify(
             env,
             sender,
             original_to,
@@ -129,19 +116,8 @@ impl SigningGuard {
             self.lookup(),
             now,
             self.window_ms,
-        );
-        if matches!(result, Err(VerifyError::UnknownKey { .. })) && self.reload_keys() {
-            result = relay_signing::verify(
-                env,
-                sender,
-                original_to,
-                &sig,
-                self.lookup(),
-                now,
-                self.window_ms,
-            );
-        }
-        result.map_err(|e| format!("signature rejected: {e}"))?;
+        )
+        .map_err(|e| format!("signature rejected: {e}"))?;
         self.replay
             .check_and_insert(sender, &sig.m, sig.t, now, self.window_ms)
             .map_err(|e| format!("signature rejected: {e}"))?;
@@ -171,36 +147,14 @@ impl SigningGuard {
     fn lookup(&self) -> &dyn KeyLookup {
         match &self.keys {
             Keys::Shared(s) => s,
-            Keys::PerAgent { ring, .. } => ring,
+            Keys::PerAgent(ring) => ring,
         }
     }
 
-    /// Re-reads the key files (new agents, rotations, revocations); at most once a second.
-    fn reload_keys(&mut self) -> bool {
-        match &mut self.keys {
-            Keys::PerAgent {
-                store,
-                ring,
-                loaded,
-            } if loaded.elapsed() >= Duration::from_millis(200) => {
-                *ring = load_ring(store);
-                *loaded = Instant::now();
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Forces a re-read of the key files (after `keys rotate`/`revoke`).
-    pub fn refresh_keys(&mut self) {
-        if let Keys::PerAgent {
-            store,
-            ring,
-            loaded,
-        } = &mut self.keys
-        {
-            *ring = load_ring(store);
-            *loaded = Instant::now();
+    /// Takes a freshly loaded set of per-agent keys (new agents, rotations, revocations).
+    pub fn set_keys(&mut self, ring: KeyRing) {
+        if let Keys::PerAgent(current) = &mut self.keys {
+            *current = ring;
         }
     }
 
@@ -221,6 +175,56 @@ fn load_ring(store: &Keystore) -> KeyRing {
         Err(e) => {
             tracing::debug!("no key files loaded: {e}");
             KeyRing::new()
+        }
+    }
+}
+
+/// Keeps the router's key ring fresh: re-reads the key files every second (so keys created,
+/// rotated or revoked with `agent-relay keys` take effect at once) and, with
+/// `key_rotation_hours`, rotates keys that are due. All file I/O happens here, off the router.
+pub async fn refresh_keys(
+    keys_dir: PathBuf,
+    config: SigningSection,
+    router: tokio::sync::mpsc::Sender<crate::router::RouterMsg>,
+) {
+    let store = std::sync::Arc::new(Keystore::new(keys_dir));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let s = store.clone();
+        let rotation = config.key_rotation_hours * 3_600_000;
+        let overlap = config.rotation_overlap_hours * 3_600_000;
+        let loaded = tokio::task::spawn_blocking(move || {
+            if rotation > 0 {
+                rotate_due(&s, rotation, overlap);
+            }
+            load_ring(&s)
+        })
+        .await;
+        let Ok(ring) = loaded else { continue };
+        if router
+            .send(crate::router::RouterMsg::Keys(Box::new(ring)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Rotates every key older than `every_ms`, keeping the old one valid for `overlap_ms`.
+fn rotate_due(store: &Keystore, every_ms: u64, overlap_ms: u64) {
+    let now = relay_protocol::now_ms();
+    let Ok(summaries) = store.list() else { return };
+    for summary in summaries.into_iter().flatten() {
+        if summary.can_sign && now.saturating_sub(summary.created_at) >= every_ms {
+            match store.rotate(&summary.agent, now, overlap_ms) {
+                Ok(_) => tracing::info!(agent = %summary.agent, "signing key rotated on schedule"),
+                Err(e) => {
+                    tracing::warn!(agent = %summary.agent, "scheduled key rotation failed: {e}")
+                }
+            }
         }
     }
 }

@@ -11,6 +11,9 @@ use relay_signing::{Algorithm, Keystore, Signature, SigningKey};
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// Longer than the daemon's key-file refresh interval (1 s).
+const KEY_REFRESH: Duration = Duration::from_millis(1_300);
+
 fn signing_config(mode: &str) -> relay_config::RelayConfig {
     let mut c = fast_config();
     c.signing.enabled = true;
@@ -74,6 +77,7 @@ async fn scenario(alg: Algorithm) {
         .expect("create Mallory's key");
     let alice_key = alice_file.signing_key(now()).expect("signing key");
     let mallory_key = keys.load("Mallory").unwrap().signing_key(now()).unwrap();
+    tokio::time::sleep(KEY_REFRESH).await; // the daemon re-reads key files every second
     let mut alice = d.client("Alice").await;
     let mut bob = d.client("Bob").await;
     let mut legacy = d.client("Legacy").await;
@@ -136,7 +140,7 @@ async fn scenario(alg: Algorithm) {
 
     // Rotation: the previous key still verifies during the overlap.
     keys.rotate("Alice", now(), 3_600_000).expect("rotate");
-    tokio::time::sleep(Duration::from_millis(2_200)).await; // the daemon re-reads keys every 2 s
+    tokio::time::sleep(KEY_REFRESH).await;
     alice
         .send(signed(
             send_env("Bob", "old key, in overlap"),
@@ -157,7 +161,7 @@ async fn scenario(alg: Algorithm) {
 
     // A revoked key never verifies.
     keys.revoke("Alice", alice_key.key_id()).expect("revoke");
-    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    tokio::time::sleep(KEY_REFRESH).await;
     refused(
         &mut alice,
         signed(send_env("Bob", "revoked"), "Alice", &alice_key, now()),

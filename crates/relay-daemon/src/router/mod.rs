@@ -90,6 +90,8 @@ pub enum RouterMsg {
         text: String,
         data: serde_json::Value,
     },
+    /// Freshly loaded signing keys.
+    Keys(Box<relay_signing::KeyRing>),
     /// Stored messages that can never be delivered (their recipient was removed).
     Undeliverable {
         rows: Vec<StoredMessage>,
@@ -235,12 +237,7 @@ impl Router {
                     if self.ticks.is_multiple_of(60) {
                         self.prune_signatures();
                     }
-                    // Rotations and revocations made with `agent-relay keys` take effect within 2 s.
-                    if self.ticks.is_multiple_of(2) {
-                        if let Some(guard) = self.signing.as_mut() {
-                            guard.refresh_keys();
-                        }
-                    }
+
                 }
             }
         }
@@ -256,6 +253,11 @@ impl Router {
             RouterMsg::BacklogLoaded { conn_id, rows } => self.on_backlog(conn_id, rows),
             RouterMsg::Replay(req) => self.on_replay(*req),
             RouterMsg::SystemNotice { to, text, data } => self.on_system_notice(&to, &text, data),
+            RouterMsg::Keys(ring) => {
+                if let Some(guard) = self.signing.as_mut() {
+                    guard.set_keys(*ring);
+                }
+            }
             RouterMsg::Undeliverable {
                 rows,
                 reason,
