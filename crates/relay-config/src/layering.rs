@@ -65,6 +65,8 @@ pub fn load_from(
     };
     let schema = merged.clone();
 
+    apply_legacy_signing(&mut merged, env)?;
+
     if config_file.exists() {
         let text = std::fs::read_to_string(config_file).map_err(|source| ConfigError::Read {
             path: config_file.to_path_buf(),
@@ -138,6 +140,57 @@ pub fn load_from(
         .validate()
         .map_err(|m| invalid("merged configuration", m))?;
     Ok(config)
+}
+
+/// Where the original agent-relay looked for its signing configuration, first found wins. It is
+/// the lowest layer: `[signing]` in relay.toml, the environment and flags override it.
+fn legacy_signing_paths(env: &[(String, String)]) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if let Some((_, home)) = env.iter().find(|(k, _)| k == "HOME") {
+        paths.push(Path::new(home).join(".agent-relay/signing.json"));
+        paths.push(Path::new(home).join(".config/agent-relay/signing.json"));
+    }
+    paths.push(PathBuf::from("/etc/agent-relay/signing.json"));
+    paths
+}
+
+fn apply_legacy_signing(merged: &mut Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    let Some(path) = legacy_signing_paths(env).into_iter().find(|p| p.is_file()) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.clone(),
+        message: format!("not valid JSON: {e}"),
+    })?;
+    let origin = path.display().to_string();
+    let mut put = |key: &str, value: Value| set(merged, "signing", key, value);
+    for (field, value) in json.as_object().into_iter().flatten() {
+        match (field.as_str(), value) {
+            ("enabled", serde_json::Value::Bool(b)) => put("enabled", Value::Boolean(*b)),
+            ("algorithm", serde_json::Value::String(a)) => put("algorithm", Value::String(a.clone())),
+            ("requireSignatures", serde_json::Value::Bool(b)) => {
+                put("require_signatures", Value::String(if *b { "enforce" } else { "off" }.into()))
+            }
+            ("requireSignatures", serde_json::Value::String(m)) => put("require_signatures", Value::String(m.clone())),
+            ("allowUnsignedFrom", serde_json::Value::Array(names)) => put(
+                "allow_unsigned_from",
+                Value::Array(names.iter().filter_map(|n| n.as_str()).map(|n| Value::String(n.into())).collect()),
+            ),
+            ("sharedSecret", serde_json::Value::String(s)) => put("shared_secret", Value::String(s.clone())),
+            ("keyDir", serde_json::Value::String(d)) => put("keys_dir", Value::String(d.clone())),
+            ("keyRotationHours", serde_json::Value::Number(n)) => {
+                put("key_rotation_hours", Value::Integer(n.as_i64().unwrap_or(0).max(0)))
+            }
+            (other, v) => {
+                return Err(invalid(&origin, format!("unsupported signing.json field {other:?} = {v}; known: enabled, algorithm, requireSignatures, allowUnsignedFrom, sharedSecret, keyDir, keyRotationHours")))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Environment variables the original agent-relay read, kept working.
@@ -299,6 +352,35 @@ mod tests {
         )];
         let c = load_from(Path::new("/none"), &env, &[]).unwrap();
         assert_eq!(c.auth.allow_uids, vec![1000, 1001]);
+    }
+
+    #[test]
+    fn the_original_signing_json_is_the_lowest_layer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(".config/agent-relay");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("signing.json"),
+            r#"{"enabled":true,"requireSignatures":true,"allowUnsignedFrom":["Dash"],"keyRotationHours":24}"#,
+        )
+        .unwrap();
+        let env = vec![("HOME".to_string(), tmp.path().display().to_string())];
+        let c = load_from(Path::new("/none"), &env, &[]).unwrap();
+        assert!(c.signing.enabled);
+        assert_eq!(c.signing.require_signatures, "enforce");
+        assert_eq!(c.signing.allow_unsigned_from, vec!["Dash".to_string()]);
+        assert_eq!(c.signing.key_rotation_hours, 24);
+        // relay.toml wins over it.
+        let f = write(tmp.path(), "[signing]\nrequire_signatures = \"warn\"\n");
+        assert_eq!(
+            load_from(&f, &env, &[]).unwrap().signing.require_signatures,
+            "warn"
+        );
+        std::fs::write(dir.join("signing.json"), r#"{"bogus":1}"#).unwrap();
+        let e = load_from(Path::new("/none"), &env, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unsupported signing.json field"), "{e}");
     }
 
     #[test]
