@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::builder::PossibleValuesParser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use relay_config::Override;
+use relay_consensus::{ConsensusType, ProposalStatus, VoteValue};
 use relay_protocol::{DlqFilter, PayloadKind};
 use serde_json::{Map, Value};
 
@@ -108,6 +109,15 @@ pub enum Command {
                           agent-relay dlq ack --reason target_not_found\n  \
                           agent-relay dlq purge --all --yes")]
     Dlq(DlqArgs),
+    /// Open proposals, vote on them and follow their results (decided by the daemon's _consensus)
+    #[command(after_help = "Examples:\n  \
+                          agent-relay consensus propose \"Ship v2\" --participants Reviewer,Tester --timeout 30m\n  \
+                          agent-relay consensus list --status pending\n  \
+                          agent-relay consensus show prop_0193a1b2c3d4e5f6a7b8\n  \
+                          agent-relay consensus vote prop_0193a1b2c3d4e5f6a7b8 approve --as alice\n  \
+                          agent-relay consensus cancel prop_0193a1b2c3d4e5f6a7b8 --as alice\n  \
+                          agent-relay consensus stats")]
+    Consensus(ConsensusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -497,36 +507,269 @@ pub struct DlqPurgeArgs {
     pub yes: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ConsensusArgs {
+    #[command(subcommand)]
+    pub action: ConsensusAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsensusAction {
+    /// Open a proposal; every participant receives it from _consensus with its id
+    #[command(after_help = "Examples:\n  \
+                          agent-relay consensus propose \"Ship v2\" --participants Reviewer,Tester,Lead\n  \
+                          agent-relay consensus propose \"Merge PR 12\" --participants Reviewer,Tester \\\n      \
+                          --type unanimous --timeout 30m --description \"CI is green\" --as alice\n  \
+                          agent-relay consensus propose \"Adopt the new API\" --participants A,B,C \\\n      \
+                          --type supermajority --threshold 0.75\n  \
+                          agent-relay consensus propose \"Release\" --participants Lead,Dev --type weighted \\\n      \
+                          --weight Lead=2\n  \
+                          agent-relay consensus propose \"Refactor\" --participants A,B,C,D --type quorum --quorum 3\n\n\
+                          Without --as the proposal comes from cli-<pid>, a name unique to this \
+                          invocation. The result is sent as a message to the proposer and every \
+                          participant; only the proposer can cancel, so propose with --as NAME to be \
+                          able to cancel later.")]
+    Propose(ConsensusProposeArgs),
+    /// Vote approve, reject or abstain on a proposal, as a participant
+    #[command(after_help = "Examples:\n  \
+                          agent-relay consensus vote prop_0193a1b2c3d4e5f6a7b8 approve --as alice\n  \
+                          agent-relay consensus vote prop_0193a1b2c3d4e5f6a7b8 reject --as alice \\\n      \
+                          --reason \"the migration is not reversible\"\n\n\
+                          The vote counts for the connection's name: this command connects as NAME \
+                          (as a user), and if an agent of that name is connected, it takes over that \
+                          agent's connection. Vote as your own user name (--as alice), as listed in \
+                          the proposal's participants, not as a running agent. A vote may be changed \
+                          while the proposal is open.")]
+    Vote(ConsensusVoteArgs),
+    /// List proposals, newest first
+    #[command(after_help = "Examples:\n  agent-relay consensus list\n  \
+                          agent-relay consensus list --status pending --participant alice\n  \
+                          agent-relay consensus list --status approved --json\n\n\
+                          VOTES counts votes cast of participants; CLOSES/CLOSED is the deadline of \
+                          a pending proposal, else when it closed.")]
+    List(ConsensusListArgs),
+    /// Show one proposal in full: rule, votes with reasons, and the result
+    #[command(
+        after_help = "Examples:\n  agent-relay consensus show prop_0193a1b2c3d4e5f6a7b8\n  \
+                          agent-relay consensus show prop_0193a1b2c3d4e5f6a7b8 --json"
+    )]
+    Show(ConsensusShowArgs),
+    /// Withdraw a pending proposal (only its proposer can)
+    #[command(after_help = "Example:\n  \
+                          agent-relay consensus cancel prop_0193a1b2c3d4e5f6a7b8 --as alice\n\n\
+                          Connects as NAME (as a user; a connected agent of that name is taken \
+                          over), which must be the name the proposal was made with.")]
+    Cancel(ConsensusCancelArgs),
+    /// Counts of proposals by status and type, and participation
+    #[command(after_help = "Examples:\n  agent-relay consensus stats\n  \
+                          agent-relay consensus stats --json")]
+    Stats(JsonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConsensusProposeArgs {
+    /// One-line title of the question
+    #[arg(value_parser = parse_nonempty)]
+    pub title: String,
+    /// Who votes: names separated by commas (repeatable)
+    #[arg(
+        long,
+        required = true,
+        value_name = "NAME,NAME",
+        value_delimiter = ',',
+        value_parser = parse_participant
+    )]
+    pub participants: Vec<String>,
+    /// Decision rule (see docs/CONSENSUS.md)
+    #[arg(
+        long = "type",
+        value_name = "TYPE",
+        default_value = "majority",
+        ignore_case = true,
+        value_parser = PossibleValuesParser::new(ConsensusType::ALL.map(ConsensusType::as_str))
+            .try_map(|s| s.parse::<ConsensusType>())
+    )]
+    pub ctype: ConsensusType,
+    /// Longer text sent with the proposal
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Voting period: 30s, 5m, 1h, 1d or milliseconds, capped at the daemon's maximum
+    /// [default: the daemon's, 5m unless configured]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<u64>,
+    /// Voters needed, abstentions included (only with --type quorum) [default: a majority of
+    /// the participants]
+    #[arg(long, value_name = "N", value_parser = parse_quorum)]
+    pub quorum: Option<usize>,
+    /// Share of the non-abstaining participants needed to approve, above 0.5 and at most 1:
+    /// 0.67, 67% or 2/3 (only with --type supermajority) [default: 2/3]
+    #[arg(long, value_name = "FRACTION", value_parser = parse_threshold)]
+    pub threshold: Option<f64>,
+    /// A participant's weight, greater than 0 (only with --type weighted; repeatable;
+    /// participants not given weigh 1)
+    #[arg(long = "weight", value_name = "NAME=WEIGHT", value_parser = parse_weight)]
+    pub weights: Vec<(String, f64)>,
+    /// Propose as NAME, connecting as a user (a connected agent of that name is taken over)
+    /// [default: cli-<pid>]
+    #[arg(long = "as", value_name = "NAME", value_parser = parse_agent_name)]
+    pub as_name: Option<String>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ConsensusProposeArgs {
+    /// Options that only some types take, the quorum against the participants, and weights
+    /// naming participants.
+    fn check(&self) -> Result<(), String> {
+        let only = |flag: &str, ctype: ConsensusType| {
+            Err(format!(
+                "{flag} is only used with --type {ctype} (this proposal is {})",
+                self.ctype
+            ))
+        };
+        if self.threshold.is_some() && self.ctype != ConsensusType::Supermajority {
+            return only("--threshold", ConsensusType::Supermajority);
+        }
+        if self.quorum.is_some() && self.ctype != ConsensusType::Quorum {
+            return only("--quorum", ConsensusType::Quorum);
+        }
+        if !self.weights.is_empty() && self.ctype != ConsensusType::Weighted {
+            return only("--weight", ConsensusType::Weighted);
+        }
+        let mut participants: Vec<&str> = Vec::with_capacity(self.participants.len());
+        for p in &self.participants {
+            if !participants.iter().any(|q| q.eq_ignore_ascii_case(p)) {
+                participants.push(p);
+            }
+        }
+        if let Some(q) = self.quorum.filter(|q| *q > participants.len()) {
+            return Err(format!(
+                "--quorum {q} is more than the {} participants",
+                participants.len()
+            ));
+        }
+        if let Some((name, _)) = self
+            .weights
+            .iter()
+            .find(|(name, _)| !participants.iter().any(|p| p.eq_ignore_ascii_case(name)))
+        {
+            return Err(format!(
+                "--weight names {name}, who is not in --participants"
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ConsensusVoteArgs {
+    /// Proposal id (prop_…, as printed by 'agent-relay consensus list')
+    #[arg(value_parser = parse_nonempty)]
+    pub id: String,
+    /// The vote
+    #[arg(
+        value_name = "VOTE",
+        ignore_case = true,
+        value_parser = PossibleValuesParser::new(VoteValue::ALL.map(VoteValue::as_str))
+            .try_map(|s| s.parse::<VoteValue>())
+    )]
+    pub value: VoteValue,
+    /// Vote as NAME, a participant: connects as a user of that name, taking over the
+    /// connection of a connected agent of that name
+    #[arg(long = "as", required = true, value_name = "NAME", value_parser = parse_agent_name)]
+    pub as_name: String,
+    /// Why, sent with the vote and shown in the result
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsensusListArgs {
+    /// Only proposals in this state
+    #[arg(
+        long,
+        value_name = "STATUS",
+        ignore_case = true,
+        value_parser = PossibleValuesParser::new(ProposalStatus::ALL.map(ProposalStatus::as_str))
+    )]
+    pub status: Option<String>,
+    /// Only proposals this participant votes on
+    #[arg(long, value_name = "NAME", value_parser = parse_nonempty)]
+    pub participant: Option<String>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsensusShowArgs {
+    /// Proposal id (prop_…, as printed by 'agent-relay consensus list')
+    #[arg(value_parser = parse_nonempty)]
+    pub id: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsensusCancelArgs {
+    /// Proposal id (prop_…, as printed by 'agent-relay consensus list')
+    #[arg(value_parser = parse_nonempty)]
+    pub id: String,
+    /// Cancel as NAME, the proposer: connects as a user of that name, taking over the
+    /// connection of a connected agent of that name
+    #[arg(long = "as", required = true, value_name = "NAME", value_parser = parse_agent_name)]
+    pub as_name: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
 impl Cli {
     /// Checks what clap cannot express; a failure is a usage error (exit code 2).
     pub fn validate(&self) -> Result<(), clap::Error> {
-        let Command::Dlq(dlq) = &self.command else {
-            return Ok(());
-        };
-        let (name, result) = match &dlq.action {
-            DlqAction::Replay(a) => ("replay", a.select.check()),
-            DlqAction::Ack(a) => ("ack", a.select.check()),
-            DlqAction::Purge(a) => (
-                "purge",
-                a.select.check().and_then(|()| {
-                    if a.select.all && !a.yes {
-                        Err("refusing to purge without confirmation: \
-                             add --yes to delete every dead letter"
-                            .into())
-                    } else {
-                        Ok(())
-                    }
-                }),
+        use clap::error::ErrorKind;
+        let (path, kind, result) = match &self.command {
+            Command::Dlq(dlq) => {
+                let (name, result) = match &dlq.action {
+                    DlqAction::Replay(a) => ("replay", a.select.check()),
+                    DlqAction::Ack(a) => ("ack", a.select.check()),
+                    DlqAction::Purge(a) => (
+                        "purge",
+                        a.select.check().and_then(|()| {
+                            if a.select.all && !a.yes {
+                                Err("refusing to purge without confirmation: \
+                                     add --yes to delete every dead letter"
+                                    .into())
+                            } else {
+                                Ok(())
+                            }
+                        }),
+                    ),
+                    DlqAction::List(_) | DlqAction::Show(_) | DlqAction::Stats(_) => return Ok(()),
+                };
+                (["dlq", name], ErrorKind::MissingRequiredArgument, result)
+            }
+            Command::Consensus(ConsensusArgs {
+                action: ConsensusAction::Propose(a),
+            }) => (
+                ["consensus", "propose"],
+                ErrorKind::ArgumentConflict,
+                a.check(),
             ),
-            DlqAction::List(_) | DlqAction::Show(_) | DlqAction::Stats(_) => ("", Ok(())),
+            _ => return Ok(()),
         };
         result.map_err(|message| {
             let mut cmd = Cli::command();
             cmd.build();
-            let kind = clap::error::ErrorKind::MissingRequiredArgument;
+            let [group, name] = path;
             match cmd
-                .find_subcommand_mut("dlq")
-                .and_then(|dlq| dlq.find_subcommand_mut(name))
+                .find_subcommand_mut(group)
+                .and_then(|g| g.find_subcommand_mut(name))
             {
                 Some(sub) => sub.error(kind, message),
                 None => cmd.error(kind, message),
@@ -547,6 +790,72 @@ fn parse_json_object(s: &str) -> Result<Map<String, Value>, String> {
 fn parse_since_ms(s: &str) -> Result<i64, String> {
     let ms = parse_since(s)?;
     i64::try_from(ms).map_err(|_| format!("{s:?} is too far in the future"))
+}
+
+/// One participant of `--participants` (already split at commas).
+fn parse_participant(s: &str) -> Result<String, String> {
+    let name = s.trim();
+    if name.is_empty() {
+        return Err("empty participant name; separate names with commas: Alice,Bob".into());
+    }
+    parse_agent_name(name)
+}
+
+/// `--timeout`: `30s`, `5m`, `1h`, `1d` or milliseconds, more than zero.
+fn parse_timeout(s: &str) -> Result<u64, String> {
+    match relay_consensus::parse_duration_ms(s) {
+        Ok(0) => Err("the voting period must be longer than zero".into()),
+        Ok(ms) => Ok(ms),
+        Err(_) => Err(format!(
+            "{s:?} is not a duration: use 30s, 5m, 1h, 1d or milliseconds"
+        )),
+    }
+}
+
+fn parse_quorum(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("the quorum must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a number of voters")),
+    }
+}
+
+/// `--threshold`: `0.67`, `67%` or `2/3`, above 0.5 and at most 1.
+fn parse_threshold(s: &str) -> Result<f64, String> {
+    let bad = || format!("{s:?} is not a fraction: write 0.67, 67% or 2/3");
+    let t = s.trim();
+    let value = if let Some((num, den)) = t.split_once('/') {
+        let num: f64 = num.trim().parse().map_err(|_| bad())?;
+        let den: f64 = den.trim().parse().map_err(|_| bad())?;
+        num / den
+    } else if let Some(pct) = t.strip_suffix('%') {
+        pct.trim().parse::<f64>().map_err(|_| bad())? / 100.0
+    } else {
+        t.parse::<f64>().map_err(|_| bad())?
+    };
+    if !value.is_finite() {
+        return Err(bad());
+    }
+    if value <= 0.5 || value > 1.0 {
+        return Err(format!(
+            "the threshold must be above 0.5 and at most 1; got {s}"
+        ));
+    }
+    Ok(value)
+}
+
+/// `--weight NAME=WEIGHT`, the weight a number greater than 0.
+fn parse_weight(s: &str) -> Result<(String, f64), String> {
+    let Some((name, weight)) = s.split_once('=') else {
+        return Err(format!("{s:?} is not NAME=WEIGHT, e.g. Lead=2"));
+    };
+    let name = parse_participant(name)?;
+    match weight.trim().parse::<f64>() {
+        Ok(w) if w.is_finite() && w > 0.0 => Ok((name, w)),
+        _ => Err(format!(
+            "the weight of {name} must be a number greater than 0; got {weight:?}"
+        )),
+    }
 }
 
 fn parse_nonempty(s: &str) -> Result<String, String> {
@@ -670,6 +979,116 @@ mod tests {
         assert!(err.to_string().contains("add --yes"), "{err}");
         let err = parse(&["agent-relay", "dlq", "ack"]).expect_err("refused");
         assert!(err.to_string().contains("--all"), "{err}");
+    }
+
+    #[test]
+    fn consensus_options_become_the_proposal() {
+        let cli = parse(&[
+            "agent-relay",
+            "consensus",
+            "propose",
+            "Release",
+            "--participants",
+            "Lead, Dev",
+            "--participants",
+            "QA",
+            "--type",
+            "weighted",
+            "--weight",
+            "lead=2.5",
+            "--timeout",
+            "1h",
+            "--as",
+            "alice",
+        ])
+        .expect("parses");
+        let Command::Consensus(ConsensusArgs {
+            action: ConsensusAction::Propose(p),
+        }) = cli.command
+        else {
+            panic!("expected consensus propose");
+        };
+        assert_eq!(p.participants, ["Lead", "Dev", "QA"]);
+        assert_eq!(p.ctype, ConsensusType::Weighted);
+        assert_eq!(p.weights, [("lead".to_string(), 2.5)]);
+        assert_eq!(p.timeout, Some(3_600_000));
+        assert_eq!(p.as_name.as_deref(), Some("alice"));
+
+        for (text, value) in [("0.75", 0.75), ("75%", 0.75), ("3/4", 0.75), ("1", 1.0)] {
+            assert_eq!(parse_threshold(text), Ok(value), "{text}");
+        }
+        for bad in ["0.5", "50%", "1/2", "1.01", "x", "1/0", "NaN"] {
+            assert!(parse_threshold(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_timeout("90000"), Ok(90_000));
+        assert_eq!(parse_timeout("30s"), Ok(30_000));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_weight("A=0").is_err());
+        assert!(parse_weight("A=inf").is_err());
+        assert!(parse_weight("=2").is_err());
+
+        let cli = parse(&[
+            "agent-relay",
+            "consensus",
+            "vote",
+            "prop_1",
+            "Abstain",
+            "--as",
+            "alice",
+        ])
+        .expect("parses");
+        let Command::Consensus(ConsensusArgs {
+            action: ConsensusAction::Vote(v),
+        }) = cli.command
+        else {
+            panic!("expected consensus vote");
+        };
+        assert_eq!(v.value, VoteValue::Abstain);
+        assert_eq!(v.as_name, "alice");
+    }
+
+    #[test]
+    fn consensus_usage_errors() {
+        let base = [
+            "agent-relay",
+            "consensus",
+            "propose",
+            "T",
+            "--participants",
+            "A,B",
+        ];
+        for extra in [
+            &["--threshold", "0.7"][..],
+            &["--quorum", "1"],
+            &["--weight", "A=2"],
+            &["--type", "quorum", "--quorum", "3"],
+            &["--type", "weighted", "--weight", "C=2"],
+            &["--type", "supermajority", "--threshold", "0.5"],
+            &["--type", "majority-ish"],
+            &["--timeout", "never"],
+        ] {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            let err = parse(&args).expect_err("usage error");
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+        for ok in [
+            &["--type", "quorum", "--quorum", "2"][..],
+            &["--type", "weighted", "--weight", "a=2", "--weight", "B=0.5"],
+            &["--type", "supermajority", "--threshold", "2/3"],
+            &["--type", "Unanimous"],
+            &["--participants", "A", "--type", "quorum", "--quorum", "2"],
+        ] {
+            let args: Vec<&str> = base.iter().chain(ok).copied().collect();
+            parse(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        for bad in [
+            &["agent-relay", "consensus", "vote", "prop_1", "approve"][..],
+            &["agent-relay", "consensus", "cancel", "prop_1"],
+            &["agent-relay", "consensus", "list", "--status", "open"],
+        ] {
+            let err = parse(bad).expect_err("usage error");
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

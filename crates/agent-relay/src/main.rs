@@ -19,7 +19,7 @@ use clap::Parser;
 use relay_config::RelayConfig;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{BenchKind, Cli, Command, DlqAction};
+use crate::cli::{BenchKind, Cli, Command, ConsensusAction, DlqAction};
 use crate::context::Ctx;
 
 fn main() -> ExitCode {
@@ -59,6 +59,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 DlqAction::Replay(a) => rt.block_on(cmd::dlq::replay(&ctx, &a)),
                 DlqAction::Ack(a) => rt.block_on(cmd::dlq::ack(&ctx, &a)),
                 DlqAction::Purge(a) => rt.block_on(cmd::dlq::purge(&ctx, &a)),
+            }
+        }
+        Command::Consensus(args) => {
+            let rt = runtime()?;
+            match args.action {
+                ConsensusAction::Propose(a) => rt.block_on(cmd::consensus::propose(&ctx, &a)),
+                ConsensusAction::Vote(a) => rt.block_on(cmd::consensus::vote(&ctx, &a)),
+                ConsensusAction::List(a) => rt.block_on(cmd::consensus::list(&ctx, &a)),
+                ConsensusAction::Show(a) => rt.block_on(cmd::consensus::show(&ctx, &a)),
+                ConsensusAction::Cancel(a) => rt.block_on(cmd::consensus::cancel(&ctx, &a)),
+                ConsensusAction::Stats(a) => rt.block_on(cmd::consensus::stats(&ctx, a.json)),
             }
         }
         Command::Bench(args) => {

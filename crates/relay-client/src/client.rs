@@ -6,12 +6,14 @@ use std::time::Duration;
 use relay_protocol::ids::{new_id, validate_agent_name};
 use relay_protocol::{
     AckPayload, ChannelJoinPayload, ChannelLeavePayload, ChannelMessagePayload,
-    DlqCountResponsePayload, DlqFilter, DlqGetPayload, DlqGetResponsePayload,
-    DlqListResponsePayload, DlqSelectPayload, DlqStatsResponsePayload, Envelope, HealthPayload,
-    HealthResponsePayload, InboxPayload, InboxResponsePayload, ListAgentsPayload,
-    ListAgentsResponsePayload, MessageGetPayload, MessageGetResponsePayload, MessageType,
-    MessagesQueryPayload, MessagesResponsePayload, MetricsPayload, MetricsResponsePayload,
-    RemoveAgentPayload, RemoveAgentResponsePayload, StatusResponsePayload, SyncMeta, WatchPayload,
+    ConsensusGetResponsePayload, ConsensusIdPayload, ConsensusListPayload,
+    ConsensusListResponsePayload, ConsensusResponsePayload, DlqCountResponsePayload, DlqFilter,
+    DlqGetPayload, DlqGetResponsePayload, DlqListResponsePayload, DlqSelectPayload,
+    DlqStatsResponsePayload, Envelope, HealthPayload, HealthResponsePayload, InboxPayload,
+    InboxResponsePayload, ListAgentsPayload, ListAgentsResponsePayload, MessageGetPayload,
+    MessageGetResponsePayload, MessageType, MessagesQueryPayload, MessagesResponsePayload,
+    MetricsPayload, MetricsResponsePayload, RemoveAgentPayload, RemoveAgentResponsePayload,
+    StatusResponsePayload, SyncMeta, WatchPayload,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -426,6 +428,77 @@ impl Client {
         sel: DlqSelectPayload,
     ) -> Result<DlqCountResponsePayload, ClientError> {
         self.query(MessageType::DlqPurge, &sel, self.timeout())
+            .await
+    }
+
+    /// Opens a proposal (PROPOSAL_CREATE) with this connection as its proposer. `req` is the
+    /// `relay_consensus::CreateProposal` JSON: `{title, description?, participants, type?,
+    /// timeoutMs?, quorum?, threshold?, weights?}`. A refused proposal comes back with
+    /// `ok: false` and the reason in `message`.
+    pub async fn consensus_propose(
+        &self,
+        req: &impl Serialize,
+    ) -> Result<ConsensusResponsePayload, ClientError> {
+        self.query(MessageType::ProposalCreate, req, self.timeout())
+            .await
+    }
+
+    /// Votes `value` (`approve`, `reject` or `abstain`) on a proposal as this connection's
+    /// name (VOTE). A refused vote comes back with `ok: false` and the reason in `message`.
+    pub async fn consensus_vote(
+        &self,
+        proposal_id: &str,
+        value: &str,
+        reason: Option<&str>,
+    ) -> Result<ConsensusResponsePayload, ClientError> {
+        let mut payload = Map::new();
+        payload.insert("proposalId".into(), Value::String(proposal_id.to_string()));
+        payload.insert("value".into(), Value::String(value.to_string()));
+        if let Some(reason) = reason {
+            payload.insert("reason".into(), Value::String(reason.to_string()));
+        }
+        self.query(MessageType::Vote, &payload, self.timeout())
+            .await
+    }
+
+    /// Cancels a pending proposal (CONSENSUS_CANCEL); only its proposer may.
+    pub async fn consensus_cancel(
+        &self,
+        proposal_id: &str,
+    ) -> Result<ConsensusResponsePayload, ClientError> {
+        let payload = ConsensusIdPayload {
+            id: proposal_id.to_string(),
+        };
+        self.query(MessageType::ConsensusCancel, &payload, self.timeout())
+            .await
+    }
+
+    /// Lists proposals, newest first (CONSENSUS_LIST), optionally only those in one status or
+    /// with one participant.
+    pub async fn consensus_list(
+        &self,
+        query: ConsensusListPayload,
+    ) -> Result<ConsensusListResponsePayload, ClientError> {
+        self.query(MessageType::ConsensusList, &query, self.timeout())
+            .await
+    }
+
+    /// Looks a proposal up by id (CONSENSUS_GET). An unknown id comes back as `error` in the
+    /// answer.
+    pub async fn consensus_get(
+        &self,
+        proposal_id: &str,
+    ) -> Result<ConsensusGetResponsePayload, ClientError> {
+        let payload = ConsensusIdPayload {
+            id: proposal_id.to_string(),
+        };
+        self.query(MessageType::ConsensusGet, &payload, self.timeout())
+            .await
+    }
+
+    /// Proposal counts by status and type (CONSENSUS_STATS): `{stats}`.
+    pub async fn consensus_stats(&self) -> Result<Value, ClientError> {
+        self.query(MessageType::ConsensusStats, &empty(), self.timeout())
             .await
     }
 

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod agents;
+pub mod consensus;
 pub mod dlq;
 pub mod down;
 pub mod history;
