@@ -18,6 +18,60 @@ pub fn short_id(id: &str) -> &str {
     relay_protocol::ids::short_id(id)
 }
 
+/// Width of the labels of `show`-style output.
+const LABEL_WIDTH: usize = 16;
+
+/// One `label:  value` line of `show`-style output.
+pub fn field(label: &str, value: &str) {
+    let label = format!("{label}:");
+    println!("{label:<LABEL_WIDTH$}{value}");
+}
+
+/// Indented `name  count` lines, names padded to one width; `(none)` when empty.
+pub fn print_counts(rows: &[(String, String)]) {
+    if rows.is_empty() {
+        println!("  (none)");
+        return;
+    }
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (k, v) in rows {
+        let pad = width.saturating_sub(k.chars().count());
+        println!("  {k}{}  {v}", " ".repeat(pad));
+    }
+}
+
+/// Local time of an epoch-ms timestamp.
+pub fn ts(ms: i64) -> String {
+    u64::try_from(ms)
+        .map(format_ts)
+        .unwrap_or_else(|_| format!("@{ms}"))
+}
+
+/// `2026-11-24 12:00:01 (5m 0s ago)` or, in the future, `(in 4m 59s)`.
+pub fn ts_rel(ms: i64, now: u64) -> String {
+    match u64::try_from(ms) {
+        Ok(t) if t > now.saturating_add(1000) => {
+            format!("{} (in {})", format_ts(t), format_duration_ms(t - now))
+        }
+        Ok(t) if t > 0 => format!("{} ({})", format_ts(t), ago(t, now)),
+        _ => ts(ms),
+    }
+}
+
+/// At most `n` characters, ending in `…` when cut.
+pub fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// A body on one line: line breaks shown as ` ⏎ `.
 pub fn one_line(body: &str) -> String {
     body.trim_end().replace("\r\n", "\n").replace('\n', " ⏎ ")

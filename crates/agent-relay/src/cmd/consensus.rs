@@ -23,12 +23,11 @@ use crate::cli::{
     ConsensusVoteArgs,
 };
 use crate::context::Ctx;
-use crate::output::{ago, format_duration_ms, format_ts, one_line, print_json, table};
+use crate::output::{field, one_line, print_counts, print_json, table, truncate, ts, ts_rel};
 
 /// Characters of a title shown by `consensus list`.
 const TITLE_WIDTH: usize = 40;
 /// Width of the labels of `consensus show` and `consensus stats`.
-const LABEL_WIDTH: usize = 16;
 /// How long a command waits for the messages `_consensus` sends its connection (so that they
 /// are acknowledged before the connection closes).
 const REPLY_WAIT: Duration = Duration::from_secs(2);
@@ -502,52 +501,6 @@ fn percent(fraction: f64) -> String {
     } else {
         format!("{p:.1}%")
     }
-}
-
-fn field(label: &str, value: &str) {
-    let label = format!("{label}:");
-    println!("{label:<LABEL_WIDTH$}{value}");
-}
-
-/// Indented `name  count` lines, names padded to one width.
-fn print_counts(rows: &[(String, String)]) {
-    let width = rows
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
-    for (k, v) in rows {
-        let pad = width.saturating_sub(k.chars().count());
-        println!("  {k}{}  {v}", " ".repeat(pad));
-    }
-}
-
-/// Local time of an epoch-ms timestamp.
-fn ts(ms: i64) -> String {
-    u64::try_from(ms)
-        .map(format_ts)
-        .unwrap_or_else(|_| format!("@{ms}"))
-}
-
-/// `2026-11-24 12:00:01 (5m 0s ago)` or, in the future, `(in 4m 59s)`.
-fn ts_rel(ms: i64, now: u64) -> String {
-    match u64::try_from(ms) {
-        Ok(t) if t > now.saturating_add(1000) => {
-            format!("{} (in {})", format_ts(t), format_duration_ms(t - now))
-        }
-        Ok(t) if t > 0 => format!("{} ({})", format_ts(t), ago(t, now)),
-        _ => ts(ms),
-    }
-}
-
-/// At most `n` characters, ending in `…` when cut.
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]

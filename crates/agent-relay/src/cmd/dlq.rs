@@ -16,14 +16,15 @@ use crate::cli::{
     DLQ_STATES,
 };
 use crate::context::Ctx;
-use crate::output::{ago, format_duration_ms, format_ts, one_line, print_json, table};
+use crate::output::{
+    field, format_duration_ms, one_line, print_counts, print_json, table, truncate, ts, ts_rel,
+};
 
 /// Characters of an id shown by `dlq list` (`dlq_` and 8 hex digits).
 const ID_WIDTH: usize = 12;
 /// Characters of a body shown by `dlq list`.
 const BODY_WIDTH: usize = 60;
 /// Width of the labels of `dlq show` and `dlq stats`.
-const LABEL_WIDTH: usize = 16;
 
 /// A dead letter as the daemon sends it. Every field is optional here so that a letter from a
 /// newer or older daemon still prints.
@@ -199,7 +200,7 @@ pub async fn show(ctx: &Ctx, args: &DlqShowArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = l.original_ts {
         field("sent", &ts(t));
     }
-    field("dead-lettered", &ts_ago(l.dlq_ts, now));
+    field("dead-lettered", &ts_rel(l.dlq_ts, now));
     field("reason", &l.reason);
     if let Some(e) = &l.error_message {
         field("error", e);
@@ -211,7 +212,7 @@ pub async fn show(ctx: &Ctx, args: &DlqShowArgs) -> anyhow::Result<ExitCode> {
     field("state", &l.state);
     field("replays", &l.dlq_retry_count.to_string());
     if let Some(t) = l.last_attempt_ts {
-        field("last replay", &ts_ago(t, now));
+        field("last replay", &ts_rel(t, now));
     }
     match l.next_retry_at {
         Some(t) => field("next retry", &ts(t)),
@@ -274,10 +275,10 @@ pub async fn stats(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
         &format!("{} ({} unacknowledged)", stats.total, stats.unacknowledged),
     );
     if let Some(t) = stats.oldest_ts {
-        field("oldest", &ts_ago(t, now));
+        field("oldest", &ts_rel(t, now));
     }
     if let Some(t) = stats.newest_ts {
-        field("newest", &ts_ago(t, now));
+        field("newest", &ts_rel(t, now));
     }
     field(
         "replays",
@@ -306,7 +307,7 @@ pub async fn stats(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
         if health.degraded {
             let since = health
                 .degraded_since
-                .map(|t| format!(" since {}", ts_ago(t, now)))
+                .map(|t| format!(" since {}", ts_rel(t, now)))
                 .unwrap_or_default();
             field(
                 "backend",
@@ -501,28 +502,6 @@ fn dead_letters(n: u64) -> String {
     }
 }
 
-fn field(label: &str, value: &str) {
-    let label = format!("{label}:");
-    println!("{label:<LABEL_WIDTH$}{value}");
-}
-
-/// Indented `name  count` lines, names padded to one width.
-fn print_counts(rows: &[(String, String)]) {
-    if rows.is_empty() {
-        println!("  (none)");
-        return;
-    }
-    let width = rows
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
-    for (k, v) in rows {
-        let pad = width.saturating_sub(k.chars().count());
-        println!("  {k}{}  {v}", " ".repeat(pad));
-    }
-}
-
 /// Non-zero counts first (largest first, then by name), then the `known` keys that are zero
 /// or missing, in their given order.
 fn known_first(counts: &BTreeMap<String, u64>, known: &[&str]) -> Vec<(String, String)> {
@@ -561,21 +540,6 @@ fn is_empty_json(v: &Value) -> bool {
     }
 }
 
-/// Local time of an epoch-ms timestamp.
-fn ts(ms: i64) -> String {
-    u64::try_from(ms)
-        .map(format_ts)
-        .unwrap_or_else(|_| format!("@{ms}"))
-}
-
-/// `2026-11-24 12:00:01 (5m 0s ago)`.
-fn ts_ago(ms: i64, now: u64) -> String {
-    match u64::try_from(ms) {
-        Ok(t) if t > 0 => format!("{} ({})", format_ts(t), ago(t, now)),
-        _ => ts(ms),
-    }
-}
-
 /// A time to live: `1h 2m`, or milliseconds below a second.
 fn duration(ms: i64) -> String {
     match u64::try_from(ms) {
@@ -590,16 +554,6 @@ fn prefix(s: &str, n: usize) -> &str {
         Some((i, _)) => &s[..i],
         None => s,
     }
-}
-
-/// At most `n` characters, ending in `…` when cut.
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]
