@@ -27,7 +27,6 @@ use crate::output::{field, one_line, print_counts, print_json, table, truncate, 
 
 /// Characters of a title shown by `consensus list`.
 const TITLE_WIDTH: usize = 40;
-/// Width of the labels of `consensus show` and `consensus stats`.
 /// How long a command waits for the messages `_consensus` sends its connection (so that they
 /// are acknowledged before the connection closes).
 const REPLY_WAIT: Duration = Duration::from_secs(2);

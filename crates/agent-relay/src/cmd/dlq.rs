@@ -24,7 +24,6 @@ use crate::output::{
 const ID_WIDTH: usize = 12;
 /// Characters of a body shown by `dlq list`.
 const BODY_WIDTH: usize = 60;
-/// Width of the labels of `dlq show` and `dlq stats`.
 
 /// A dead letter as the daemon sends it. Every field is optional here so that a letter from a
 /// newer or older daemon still prints.
