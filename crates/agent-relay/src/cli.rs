@@ -7,6 +7,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use relay_config::Override;
 use relay_consensus::{ConsensusType, ProposalStatus, VoteValue};
 use relay_protocol::{DlqFilter, PayloadKind};
+use relay_signing::Algorithm;
 use serde_json::{Map, Value};
 
 use crate::since::parse_since;
@@ -118,6 +119,20 @@ pub enum Command {
                           agent-relay consensus cancel prop_0193a1b2c3d4e5f6a7b8 --as alice\n  \
                           agent-relay consensus stats")]
     Consensus(ConsensusArgs),
+    /// Create, rotate, list, export and revoke the agents' message signing keys
+    #[command(after_help = "Examples:\n  \
+                          agent-relay keys create Alice\n  \
+                          agent-relay keys create Reviewer --algorithm ed25519 --expires-in 30d\n  \
+                          agent-relay keys list\n  \
+                          agent-relay keys rotate Alice --overlap 1h\n  \
+                          agent-relay keys export Reviewer --json > Reviewer.pub.json\n  \
+                          agent-relay keys revoke Alice 0123456789abcdef\n\n\
+                          Keys live in the project's key directory (signing.keys_dir, by default \
+                          .agent-relay/keys), one file per agent readable only by you. No daemon is \
+                          needed: a running daemon picks changes up within a second. Messages sent \
+                          with --from NAME (and votes with --as NAME) are signed with NAME's key \
+                          when it has one. See docs/SIGNING.md.")]
+    Keys(KeysArgs),
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +282,24 @@ pub enum BenchKind {
     Fanout(FanoutArgs),
 }
 
+/// `--sign`: the algorithm of the keys a benchmark makes for its agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignArg {
+    #[value(name = "hmac-sha256")]
+    HmacSha256,
+    #[value(name = "ed25519")]
+    Ed25519,
+}
+
+impl From<SignArg> for Algorithm {
+    fn from(a: SignArg) -> Algorithm {
+        match a {
+            SignArg::HmacSha256 => Algorithm::HmacSha256,
+            SignArg::Ed25519 => Algorithm::Ed25519,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LatencyArgs {
     /// Measured round trips
@@ -278,6 +311,10 @@ pub struct LatencyArgs {
     /// Message body size in bytes
     #[arg(long, default_value_t = 100)]
     pub size: usize,
+    /// Sign every message: creates keys of this algorithm for the benchmark's agents in the
+    /// project's key directory (removed afterwards)
+    #[arg(long, value_enum, value_name = "ALGORITHM")]
+    pub sign: Option<SignArg>,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -297,6 +334,10 @@ pub struct ThroughputArgs {
     /// Messages a sender may have in flight (sent, not yet received)
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub window: u64,
+    /// Sign every message: creates keys of this algorithm for the benchmark's agents in the
+    /// project's key directory (removed afterwards)
+    #[arg(long, value_enum, value_name = "ALGORITHM")]
+    pub sign: Option<SignArg>,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -729,6 +770,107 @@ pub struct ConsensusCancelArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Make a new key for an agent (fails if it already has one: rotate it instead)
+    #[command(after_help = "Examples:\n  agent-relay keys create Alice\n  \
+                          agent-relay keys create Reviewer --algorithm ed25519 --expires-in 30d\n  \
+                          agent-relay keys create Tester --json\n\n\
+                          hmac-sha256 keys are secrets the daemon shares; with ed25519 the daemon \
+                          needs only the public half. Names are 1-64 characters from \
+                          A-Z a-z 0-9 _ . - and do not start with '.' or '_'.")]
+    Create(KeysCreateArgs),
+    /// Give an agent a new key; the previous one keeps verifying for the overlap
+    #[command(after_help = "Examples:\n  agent-relay keys rotate Alice\n  \
+                          agent-relay keys rotate Alice --overlap 1h --json\n\n\
+                          Messages signed with the previous key (in flight, or sent by a client that \
+                          has not re-read its key yet) verify until the overlap ends.")]
+    Rotate(KeysRotateArgs),
+    /// List every agent's keys (ids and dates, never key material)
+    #[command(
+        after_help = "Examples:\n  agent-relay keys list\n  agent-relay keys list --json\n\n\
+                          RETIRED are rotated-out keys still verifying; REVOKED never verify again. \
+                          Exits 1 when a key file cannot be read (each one is reported)."
+    )]
+    List(JsonArgs),
+    /// Print the public part of an agent's keys, to hand to whoever verifies its messages
+    #[command(after_help = "Examples:\n  agent-relay keys export Reviewer\n  \
+                          agent-relay keys export Reviewer --json > Reviewer.pub.json\n\n\
+                          Never prints a secret. An hmac-sha256 key has no public part: the secret \
+                          itself is the key, so only its id is exported; hand the key file over \
+                          privately to whoever must verify.")]
+    Export(KeysExportArgs),
+    /// Revoke one key of an agent at once: it never signs or verifies again
+    #[command(
+        after_help = "Examples:\n  agent-relay keys revoke Alice 0123456789abcdef\n  \
+                          agent-relay keys revoke Alice 0123456789abcdef --json\n\n\
+                          Key ids are listed by 'agent-relay keys list'. Revoking the current key \
+                          leaves the agent unable to sign until 'agent-relay keys rotate NAME'."
+    )]
+    Revoke(KeysRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysCreateArgs {
+    /// The agent the key is for
+    #[arg(value_name = "NAME", value_parser = parse_key_name)]
+    pub name: String,
+    /// Signature algorithm [default: signing.algorithm of the configuration, hmac-sha256
+    /// unless set]
+    #[arg(long, value_enum, value_name = "ALGORITHM")]
+    pub algorithm: Option<SignArg>,
+    /// Make the key expire after this long: 30m, 12h, 30d, 1w, 1d12h (rotating keeps the
+    /// same lifetime) [default: never]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub expires_in: Option<u64>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
+    /// The agent whose key is replaced
+    #[arg(value_name = "NAME", value_parser = parse_key_name)]
+    pub name: String,
+    /// How long the previous key keeps verifying: 0s, 30m, 24h, 7d [default:
+    /// signing.rotation_overlap_hours of the configuration, 24h unless set]
+    #[arg(long, value_name = "DURATION", value_parser = parse_key_duration)]
+    pub overlap: Option<u64>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysExportArgs {
+    /// The agent whose public keys are printed
+    #[arg(value_name = "NAME", value_parser = parse_key_name)]
+    pub name: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRevokeArgs {
+    /// The agent the key belongs to
+    #[arg(value_name = "NAME", value_parser = parse_key_name)]
+    pub name: String,
+    /// The key id: 16 hex digits, as printed by 'agent-relay keys list'
+    #[arg(value_name = "KEY_ID", value_parser = parse_key_id)]
+    pub key_id: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
 impl Cli {
     /// Checks what clap cannot express; a failure is a usage error (exit code 2).
     pub fn validate(&self) -> Result<(), clap::Error> {
@@ -863,6 +1005,68 @@ fn parse_nonempty(s: &str) -> Result<String, String> {
         Err("must not be empty".into())
     } else {
         Ok(s.to_string())
+    }
+}
+
+/// An agent name that can also name a key file.
+fn parse_key_name(s: &str) -> Result<String, String> {
+    relay_signing::validate_key_name(s).map_err(|e| e.to_string())?;
+    parse_agent_name(s)
+}
+
+/// A key id: 16 hex digits (either case; stored in lowercase).
+fn parse_key_id(s: &str) -> Result<String, String> {
+    let id = s.trim();
+    if id.len() == relay_signing::KEY_ID_LEN && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(id.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{s:?} is not a key id: key ids are {} hex digits, as printed by \
+             'agent-relay keys list'",
+            relay_signing::KEY_ID_LEN
+        ))
+    }
+}
+
+/// `30s`, `10m`, `24h`, `30d`, `1w` and sums such as `1d12h`, in milliseconds.
+fn parse_key_duration(s: &str) -> Result<u64, String> {
+    let bad = || format!("{s:?} is not a duration: use 30s, 10m, 24h, 30d, 1w or sums like 1d12h");
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    let mut saw_unit = false;
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit: u64 = match c {
+            's' => 1_000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
+            'w' => 7 * 86_400_000,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        total = n
+            .checked_mul(unit)
+            .and_then(|ms| total.checked_add(ms))
+            .ok_or_else(|| format!("{s:?} is too long"))?;
+        saw_unit = true;
+    }
+    if saw_unit && digits.is_empty() {
+        Ok(total)
+    } else {
+        Err(bad())
+    }
+}
+
+/// [`parse_key_duration`], more than zero.
+fn parse_positive_duration(s: &str) -> Result<u64, String> {
+    match parse_key_duration(s)? {
+        0 => Err("the duration must be longer than zero".into()),
+        ms => Ok(ms),
     }
 }
 
@@ -1089,6 +1293,66 @@ mod tests {
             let err = parse(bad).expect_err("usage error");
             assert_eq!(err.exit_code(), 2, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn keys_arguments() {
+        let cli = parse(&[
+            "agent-relay",
+            "keys",
+            "create",
+            "Reviewer",
+            "--algorithm",
+            "ed25519",
+            "--expires-in",
+            "1d12h",
+        ])
+        .expect("parses");
+        let Command::Keys(KeysArgs {
+            action: KeysAction::Create(c),
+        }) = cli.command
+        else {
+            panic!("expected keys create");
+        };
+        assert_eq!(c.algorithm.map(Algorithm::from), Some(Algorithm::Ed25519));
+        assert_eq!(c.expires_in, Some(129_600_000));
+        assert_eq!(parse_key_duration("0s"), Ok(0));
+        assert_eq!(parse_key_duration("1w"), Ok(604_800_000));
+        assert_eq!(
+            parse_key_id("0123456789ABCDEF"),
+            Ok("0123456789abcdef".into())
+        );
+        for bad in [
+            &["agent-relay", "keys", "create", ".hidden"][..],
+            &["agent-relay", "keys", "create", "_system"],
+            &["agent-relay", "keys", "create", "a/b"],
+            &["agent-relay", "keys", "create", "A", "--algorithm", "rsa"],
+            &["agent-relay", "keys", "create", "A", "--expires-in", "0d"],
+            &["agent-relay", "keys", "create", "A", "--expires-in", "30"],
+            &["agent-relay", "keys", "rotate", "A", "--overlap", "soon"],
+            &["agent-relay", "keys", "revoke", "A", "xyz"],
+            &["agent-relay", "keys", "revoke", "A"],
+            &["agent-relay", "keys", "export"],
+            &["agent-relay", "bench", "latency", "--sign", "rsa"],
+        ] {
+            let err = parse(bad).expect_err("usage error");
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+        let cli = parse(&[
+            "agent-relay",
+            "bench",
+            "throughput",
+            "--sign",
+            "hmac-sha256",
+        ])
+        .expect("parses");
+        let Command::Bench(BenchArgs {
+            kind: BenchKind::Throughput(t),
+        }) = cli.command
+        else {
+            panic!("expected bench throughput");
+        };
+        assert_eq!(t.sign, Some(SignArg::HmacSha256));
     }
 
     #[test]

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use relay_client::{Client, ClientConfig, ClientError, EventStream};
+use relay_client::{Client, ClientConfig, ClientError, ClientSigning, EventStream};
 use relay_config::{ProjectPaths, RelayConfig};
+use relay_signing::Keystore;
 
 use crate::cli::GlobalArgs;
 
@@ -91,7 +92,41 @@ impl Ctx {
         c.reconnect = false;
         c.max_frame_bytes = self.config.daemon.max_frame_bytes;
         c.working_directory = Some(self.paths.root.to_string_lossy().into_owned());
+        c.signing = self.signing_for(name);
         c
+    }
+
+    /// How this CLI signs what it sends as `name`: with `signing.shared_secret` when one is
+    /// configured, else with `name`'s key file when it has one (see `agent-relay keys`).
+    ///
+    /// A key file is used even when this invocation's configuration has signing off (the daemon
+    /// may have been started with `-c signing.enabled=true`); then only if it can sign, so a
+    /// stale file never gets in the way of a daemon that does not check. With signing on, a key
+    /// that cannot sign (revoked, expired, unreadable) fails the connect with the reason.
+    pub fn signing_for(&self, name: &str) -> Option<ClientSigning> {
+        let signing = &self.config.signing;
+        if !signing.shared_secret.is_empty() {
+            return Some(ClientSigning::SharedSecret(signing.shared_secret.clone()));
+        }
+        let keys_dir = self.config.keys_dir(&self.paths);
+        let store = Keystore::new(&keys_dir);
+        let path = store.path_for(name).ok()?;
+        if std::fs::symlink_metadata(&path).is_err() {
+            return None;
+        }
+        if !signing.enabled
+            && store
+                .load(name)
+                .and_then(|f| f.signing_key(relay_protocol::now_ms()))
+                .is_err()
+        {
+            tracing::debug!(
+                name,
+                "not signing: the key file cannot sign and signing is off"
+            );
+            return None;
+        }
+        Some(ClientSigning::KeyFile { keys_dir })
     }
 
     /// Connects as `name`; a daemon that is not running becomes [`NotRunning`].
@@ -99,6 +134,7 @@ impl Ctx {
         match Client::connect(config).await {
             Ok(c) => Ok(c),
             Err(ClientError::NotRunning { .. }) => Err(self.not_running().into()),
+            Err(e @ ClientError::Signing(_)) => Err(e.into()),
             Err(e) => Err(anyhow::Error::new(e).context("cannot talk to the daemon")),
         }
     }

@@ -19,7 +19,7 @@ use clap::Parser;
 use relay_config::RelayConfig;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{BenchKind, Cli, Command, ConsensusAction, DlqAction};
+use crate::cli::{BenchKind, Cli, Command, ConsensusAction, DlqAction, KeysAction};
 use crate::context::Ctx;
 
 fn main() -> ExitCode {
@@ -72,6 +72,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ConsensusAction::Stats(a) => rt.block_on(cmd::consensus::stats(&ctx, a.json)),
             }
         }
+        Command::Keys(args) => match args.action {
+            KeysAction::Create(a) => cmd::keys::create(&ctx, &a),
+            KeysAction::Rotate(a) => cmd::keys::rotate(&ctx, &a),
+            KeysAction::List(a) => cmd::keys::list(&ctx, a.json),
+            KeysAction::Export(a) => cmd::keys::export(&ctx, &a),
+            KeysAction::Revoke(a) => cmd::keys::revoke(&ctx, &a),
+        },
         Command::Bench(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use relay_protocol::ids::{new_id, validate_agent_name};
 use relay_protocol::{
-    AckPayload, ChannelJoinPayload, ChannelLeavePayload, ChannelMessagePayload,
+    now_ms, AckPayload, ChannelJoinPayload, ChannelLeavePayload, ChannelMessagePayload,
     ConsensusGetResponsePayload, ConsensusIdPayload, ConsensusListPayload,
     ConsensusListResponsePayload, ConsensusResponsePayload, DlqCountResponsePayload, DlqFilter,
     DlqGetPayload, DlqGetResponsePayload, DlqListResponsePayload, DlqSelectPayload,
@@ -15,6 +15,7 @@ use relay_protocol::{
     MetricsPayload, MetricsResponsePayload, RemoveAgentPayload, RemoveAgentResponsePayload,
     StatusResponsePayload, SyncMeta, WatchPayload,
 };
+use relay_signing::{KeyLookup, VerifyError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -28,6 +29,7 @@ use crate::error::ClientError;
 use crate::event::{Delivered, Event};
 use crate::options::SendOptions;
 use crate::shared::{Shared, WaitGuard, Waiter};
+use crate::signing::{is_signed_type, SignedFrame, Signer};
 
 /// The events of one client, in arrival order. Keep reading it: when it is full the client
 /// stops reading the socket.
@@ -57,7 +59,11 @@ impl Client {
     /// connection task. The first event on the stream is [`Event::Connected`].
     pub async fn connect(config: ClientConfig) -> Result<(Client, EventStream), ClientError> {
         validate_agent_name(&config.agent_name)?;
-        let shared = Shared::new(config);
+        let signer = match &config.signing {
+            Some(signing) => Some(Signer::new(&config.agent_name, signing)?),
+            None => None,
+        };
+        let shared = Shared::new(config, signer);
         let first = establish(&shared).await?;
         let config = &shared.config;
         let (events_tx, events_rx) = mpsc::channel(config.event_capacity.max(1));
@@ -97,6 +103,17 @@ impl Client {
         &self.inner.shared.config.agent_name
     }
 
+    /// Checks the signature of a received message against `keys` (a
+    /// [`SharedSecret`](relay_signing::SharedSecret), a [`Keystore`](relay_signing::Keystore)
+    /// directory, a [`KeyRing`](relay_signing::KeyRing)…): the sender's key must be known, not
+    /// revoked and still valid now, and the signature must cover exactly the type, sender,
+    /// original target, topic, payload and metadata that arrived. An unsigned message is refused
+    /// as malformed. The client never verifies on its own; call this for the messages that
+    /// matter.
+    pub fn verify(delivered: &Delivered, keys: &dyn KeyLookup) -> Result<(), VerifyError> {
+        delivered.verify_at(keys, now_ms())
+    }
+
     /// The current session id; `None` while disconnected or after close.
     pub fn session_id(&self) -> Option<String> {
         self.inner.shared.state().session_id.clone()
@@ -112,7 +129,7 @@ impl Client {
     pub async fn send(&self, opts: SendOptions) -> Result<String, ClientError> {
         let env = send_envelope(&opts);
         let id = env.id.clone();
-        self.enqueue(&env).await?;
+        self.enqueue(env).await?;
         Ok(id)
     }
 
@@ -133,7 +150,7 @@ impl Client {
         let env = send_envelope(&opts);
         let (tx, rx) = oneshot::channel();
         let _guard = self.register(correlation_id, env.id.clone(), Waiter::Sync(tx));
-        self.enqueue(&env).await?;
+        self.enqueue(env).await?;
         wait(rx, timeout + SYNC_GRACE, || {
             format!("sync message to {}", opts.to)
         })
@@ -163,7 +180,7 @@ impl Client {
         let env = send_envelope(&opts);
         let (tx, rx) = oneshot::channel();
         let _guard = self.register(correlation_id, env.id.clone(), Waiter::Request(tx));
-        self.enqueue(&env).await?;
+        self.enqueue(env).await?;
         wait(rx, timeout, || format!("request to {}", opts.to)).await
     }
 
@@ -204,7 +221,7 @@ impl Client {
             response_data,
             ..AckPayload::default()
         };
-        self.enqueue(&Envelope::new(MessageType::Ack, &ack)).await
+        self.enqueue(Envelope::new(MessageType::Ack, &ack)).await
     }
 
     /// Acknowledges a DELIVER (only needed with `auto_ack: false`).
@@ -214,7 +231,7 @@ impl Client {
             seq,
             ..AckPayload::default()
         };
-        self.enqueue(&Envelope::new(MessageType::Ack, &ack)).await
+        self.enqueue(Envelope::new(MessageType::Ack, &ack)).await
     }
 
     /// Subscribes to a topic (kept across reconnects).
@@ -225,13 +242,13 @@ impl Client {
             .subscriptions
             .insert(topic.to_string());
         let env = Envelope::new(MessageType::Subscribe, &empty()).topic(topic);
-        self.enqueue(&env).await
+        self.enqueue(env).await
     }
 
     pub async fn unsubscribe(&self, topic: &str) -> Result<(), ClientError> {
         self.inner.shared.state().subscriptions.remove(topic);
         let env = Envelope::new(MessageType::Unsubscribe, &empty()).topic(topic);
-        self.enqueue(&env).await
+        self.enqueue(env).await
     }
 
     /// Joins a channel (`#name`); memberships are kept by the daemon.
@@ -242,7 +259,7 @@ impl Client {
             avatar_url: None,
             member: None,
         };
-        self.enqueue(&Envelope::new(MessageType::ChannelJoin, &payload))
+        self.enqueue(Envelope::new(MessageType::ChannelJoin, &payload))
             .await
     }
 
@@ -252,7 +269,7 @@ impl Client {
             reason: None,
             member: None,
         };
-        self.enqueue(&Envelope::new(MessageType::ChannelLeave, &payload))
+        self.enqueue(Envelope::new(MessageType::ChannelLeave, &payload))
             .await
     }
 
@@ -273,7 +290,7 @@ impl Client {
         };
         let env = Envelope::new(MessageType::ChannelMessage, &payload);
         let id = env.id.clone();
-        self.enqueue(&env).await?;
+        self.enqueue(env).await?;
         Ok(id)
     }
 
@@ -289,7 +306,7 @@ impl Client {
         let env = Envelope::new(msg_type, payload);
         let (tx, rx) = oneshot::channel();
         let _guard = self.register(env.id.clone(), env.id.clone(), Waiter::Query(tx));
-        self.enqueue(&env).await?;
+        self.enqueue(env).await?;
         let answer = wait(rx, timeout, || what.clone()).await?;
         answer.payload_as::<T>().map_err(|e| {
             ClientError::Protocol(format!(
@@ -506,7 +523,7 @@ impl Client {
     /// [`Event::Watch`]; kept across reconnects.
     pub async fn watch(&self, watch: WatchPayload) -> Result<(), ClientError> {
         self.inner.shared.state().watch = Some(watch.clone());
-        self.enqueue(&Envelope::new(MessageType::Watch, &watch))
+        self.enqueue(Envelope::new(MessageType::Watch, &watch))
             .await
     }
 
@@ -544,16 +561,29 @@ impl Client {
         }
     }
 
-    async fn enqueue(&self, env: &Envelope) -> Result<(), ClientError> {
+    /// Queues a frame; SENDs and consensus commands are signed first when signing is on.
+    async fn enqueue(&self, mut env: Envelope) -> Result<(), ClientError> {
         if let Some(reason) = self.inner.shared.state().closed.clone() {
             return Err(ClientError::Closed { reason });
         }
-        let config = &self.inner.shared.config;
-        let frame = encode(env, config.max_frame_bytes)?;
+        let shared = &self.inner.shared;
+        let config = &shared.config;
+        let item = match &shared.signer {
+            Some(signer) if is_signed_type(&env.msg_type) => {
+                signer.sign(&mut env)?;
+                let frame = encode(&env, config.max_frame_bytes)?;
+                Outgoing::Signed(Box::new(SignedFrame {
+                    env,
+                    frame,
+                    signed_at: now_ms(),
+                }))
+            }
+            _ => Outgoing::Frame(encode(&env, config.max_frame_bytes)?),
+        };
         match self
             .inner
             .out_tx
-            .send_timeout(Outgoing::Frame(frame), config.queue_timeout)
+            .send_timeout(item, config.queue_timeout)
             .await
         {
             Ok(()) => Ok(()),

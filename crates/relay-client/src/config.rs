@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use relay_protocol::{EntityType, DEFAULT_MAX_FRAME_BYTES};
 
+use crate::signing::ClientSigning;
+
 /// Everything [`Client::connect`](crate::Client::connect) needs. Build it with
 /// [`ClientConfig::new`] and adjust the public fields.
 #[derive(Debug, Clone)]
@@ -54,6 +56,10 @@ pub struct ClientConfig {
     pub event_capacity: usize,
     /// Capacity of the outgoing frame queue (default 1024).
     pub outgoing_capacity: usize,
+    /// Sign every SEND, PROPOSAL_CREATE, VOTE and CONSENSUS_CANCEL (`_sig`) as `agent_name`
+    /// with this key (default: none, nothing is signed). A key that cannot be read or cannot
+    /// sign fails [`Client::connect`](crate::Client::connect).
+    pub signing: Option<ClientSigning>,
 }
 
 impl ClientConfig {
@@ -83,6 +89,7 @@ impl ClientConfig {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             event_capacity: 4096,
             outgoing_capacity: 1024,
+            signing: None,
         }
     }
 }

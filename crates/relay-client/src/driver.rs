@@ -23,6 +23,7 @@ use crate::dedupe::Dedupe;
 use crate::error::ClientError;
 use crate::event::Event;
 use crate::shared::Shared;
+use crate::signing::SignedFrame;
 
 pub(crate) type FrameReader = FramedRead<OwnedReadHalf, FrameCodec>;
 pub(crate) type FrameWriter = FramedWrite<OwnedWriteHalf, FrameCodec>;
@@ -38,6 +39,8 @@ pub(crate) const CONTROL_CAPACITY: usize = 1024;
 #[derive(Debug)]
 pub(crate) enum Outgoing {
     Frame(Bytes),
+    /// A signed frame, signed again when written if it waited long.
+    Signed(Box<SignedFrame>),
     /// The last frame: after writing it the writer stops.
     Bye(Bytes),
 }
@@ -400,7 +403,12 @@ impl Driver {
             return End::Closed("the outgoing queue is gone".into());
         };
         let (stop_tx, stop_rx) = oneshot::channel();
-        let mut writer_task = tokio::spawn(write_loop(queues, writer, stop_rx));
+        let mut writer_task = tokio::spawn(write_loop(
+            queues,
+            writer,
+            stop_rx,
+            Arc::clone(&self.shared),
+        ));
 
         let idle = read_deadline(&welcome);
         let mut end = None;
@@ -520,9 +528,10 @@ async fn write_loop(
     mut queues: Queues,
     mut sink: FrameWriter,
     stop: oneshot::Receiver<()>,
+    shared: Arc<Shared>,
 ) -> (Queues, WriterEnd) {
     let end = tokio::select! {
-        end = pump(&mut queues, &mut sink) => end,
+        end = pump(&mut queues, &mut sink, &shared) => end,
         _ = stop => WriterEnd::Stopped,
     };
     (queues, end)
@@ -530,7 +539,7 @@ async fn write_loop(
 
 /// Writes queued frames: waits for one, takes whatever else is queued (up to a batch), then
 /// flushes once.
-async fn pump(queues: &mut Queues, sink: &mut FrameWriter) -> WriterEnd {
+async fn pump(queues: &mut Queues, sink: &mut FrameWriter, shared: &Shared) -> WriterEnd {
     let failed = |e: FrameError| WriterEnd::Failed(format!("writing to the daemon failed: {e}"));
     loop {
         let first = tokio::select! {
@@ -550,6 +559,13 @@ async fn pump(queues: &mut Queues, sink: &mut FrameWriter) -> WriterEnd {
         while let Some(item) = next.take() {
             match item {
                 Outgoing::Frame(frame) => {
+                    if let Err(e) = sink.feed(frame).await {
+                        return failed(e);
+                    }
+                }
+                Outgoing::Signed(signed) => {
+                    let frame =
+                        signed.into_fresh(shared.signer.as_ref(), shared.config.max_frame_bytes);
                     if let Err(e) = sink.feed(frame).await {
                         return failed(e);
                     }

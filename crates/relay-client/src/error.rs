@@ -76,6 +76,11 @@ pub enum ClientError {
     /// The daemon's answer could not be decoded.
     #[error("unexpected answer from the daemon: {0}")]
     Protocol(String),
+
+    /// Signing is configured but the message cannot be signed (no key file, a revoked or
+    /// expired key, …); nothing was sent. The message says what to do.
+    #[error("{0}")]
+    Signing(String),
 }
 
 impl ClientError {

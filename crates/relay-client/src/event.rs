@@ -2,9 +2,10 @@
 
 use relay_protocol::{
     AckPayload, AgentReadyPayload, BusyPayload, ChannelJoinPayload, ChannelLeavePayload,
-    ChannelMessagePayload, DeliveryInfo, Envelope, ErrorPayload, NackPayload, SendMeta,
-    SendPayload, WatchEventPayload,
+    ChannelMessagePayload, DeliveryInfo, Envelope, ErrorPayload, MessageType, NackPayload,
+    SendMeta, SendPayload, WatchEventPayload,
 };
+use relay_signing::{KeyLookup, Signature, VerifyError};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -63,12 +64,16 @@ pub struct Delivered {
     pub delivery: Option<DeliveryInfo>,
     /// The sender's signature (`_sig`), untouched.
     pub sig: Option<Box<RawValue>>,
+    /// The payload exactly as it arrived, kept for signed messages: what
+    /// [`Client::verify`](crate::Client::verify) checks the signature against.
+    pub raw_payload: Option<Box<RawValue>>,
 }
 
 impl Delivered {
     /// Decodes a DELIVER envelope.
     pub fn from_envelope(env: Envelope) -> Result<Delivered, serde_json::Error> {
         let payload: SendPayload = env.payload_as()?;
+        let raw_payload = env.sig.is_some().then_some(env.payload);
         Ok(Delivered {
             id: env.id,
             from: env.from.unwrap_or_default(),
@@ -79,7 +84,44 @@ impl Delivered {
             meta: env.payload_meta,
             delivery: env.delivery,
             sig: env.sig,
+            raw_payload,
         })
+    }
+
+    /// Whether the message carries a signature (`_sig`).
+    pub fn is_signed(&self) -> bool {
+        self.sig.is_some()
+    }
+
+    /// [`Client::verify`](crate::Client::verify) at time `now_ms`.
+    pub(crate) fn verify_at(&self, keys: &dyn KeyLookup, now_ms: u64) -> Result<(), VerifyError> {
+        let Some(raw) = self.sig.as_deref() else {
+            return Err(VerifyError::Malformed(format!(
+                "message {} from {} is not signed (no _sig)",
+                self.id, self.from
+            )));
+        };
+        let sig = Signature::from_raw(raw)?;
+        if self.from.is_empty() {
+            return Err(VerifyError::Malformed(format!(
+                "message {} names no sender to verify against",
+                self.id
+            )));
+        }
+        let payload = match &self.raw_payload {
+            Some(raw) => raw.clone(),
+            None => relay_protocol::to_raw(&self.payload),
+        };
+        let mut env = Envelope::with_raw_payload(MessageType::Deliver, payload);
+        env.id = self.id.clone();
+        env.ts = self.ts;
+        env.from = Some(self.from.clone());
+        env.to = self.to.clone();
+        env.topic = self.topic.clone();
+        env.payload_meta = self.meta.clone();
+        env.delivery = self.delivery.clone();
+        let original_to = relay_signing::original_target(&env);
+        relay_signing::verify_delivered(&env, &self.from, original_to, &sig, keys, now_ms)
     }
 
     /// The delivery sequence number (0 when the daemon sent none).

@@ -17,6 +17,9 @@
 //! - Queries ([`Client::status`], [`Client::messages`], [`Client::list_agents`],
 //!   [`Client::message_get`], …) are request/response pairs matched by envelope id; the
 //!   generic [`Client::query`] covers any query type.
+//! - Signing: with [`ClientConfig::signing`] every SEND and consensus command carries a
+//!   signature (`_sig`) made with a shared secret or the agent's key file
+//!   ([`ClientSigning`]); [`Client::verify`] checks the signature of a received message.
 //! - Every failure is a [`ClientError`] whose message says what failed and what to do.
 //!
 //! ```no_run
@@ -43,9 +46,12 @@ mod error;
 mod event;
 mod options;
 mod shared;
+mod signing;
 
 pub use client::{Client, EventStream};
 pub use config::ClientConfig;
 pub use error::ClientError;
 pub use event::{Delivered, Event};
 pub use options::SendOptions;
+pub use relay_signing::{KeyLookup, VerifyError};
+pub use signing::{ClientSigning, RESIGN_AFTER_MS};

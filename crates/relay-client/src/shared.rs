@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::event::Delivered;
+use crate::signing::Signer;
 
 /// Session facts that survive reconnects.
 #[derive(Debug, Default)]
@@ -102,14 +103,17 @@ impl Waits {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub config: ClientConfig,
+    /// Signs outgoing SENDs and consensus commands when signing is configured.
+    pub signer: Option<Signer>,
     state: Mutex<SessionState>,
     waits: Mutex<Waits>,
 }
 
 impl Shared {
-    pub(crate) fn new(config: ClientConfig) -> Arc<Shared> {
+    pub(crate) fn new(config: ClientConfig, signer: Option<Signer>) -> Arc<Shared> {
         Arc::new(Shared {
             config,
+            signer,
             state: Mutex::new(SessionState::default()),
             waits: Mutex::new(Waits::default()),
         })

@@ -9,8 +9,8 @@ use tokio::sync::oneshot;
 
 use super::raw::{self, Incoming, RawConn};
 use super::{
-    command_line, forget_agents, make_body, new_histogram, parse_tag, percentiles,
-    print_percentiles, rate_limit_hint, record, run_suffix,
+    bench_keys, command_line, forget_agents, make_body, new_histogram, parse_tag, percentiles,
+    print_percentiles, rate_limit_hint, record, run_suffix, signed_with,
 };
 use crate::cli::LatencyArgs;
 use crate::context::Ctx;
@@ -37,10 +37,13 @@ pub async fn run(ctx: &Ctx, args: &LatencyArgs) -> anyhow::Result<ExitCode> {
     let suffix = run_suffix();
     let a_name = format!("bench-a-{suffix}");
     let b_name = format!("bench-b-{suffix}");
+    let keys = bench_keys(ctx, args.sign, &[a_name.clone(), b_name.clone()]).await?;
+    let a_signer = keys.as_ref().and_then(|k| k.signer(&a_name));
+    let b_signer = keys.as_ref().and_then(|k| k.signer(&b_name));
     let a = raw::connect(ctx, &a_name).await?;
     let b = raw::connect(ctx, &b_name).await?;
     let (stop_tx, stop_rx) = oneshot::channel();
-    let echo_task = tokio::spawn(echo(b, a_name.clone(), suffix.clone(), stop_rx));
+    let echo_task = tokio::spawn(echo(b, a_name.clone(), suffix.clone(), b_signer, stop_rx));
 
     let RawConn {
         mut reader,
@@ -57,7 +60,12 @@ pub async fn run(ctx: &Ctx, args: &LatencyArgs) -> anyhow::Result<ExitCode> {
         let mut attempt = 0;
         loop {
             let body = make_body(&format!("{i}:{attempt}"), args.size);
-            let env = raw::send_envelope(&b_name, &body, format!("{suffix}-{i}-{attempt}"));
+            let env = raw::signed_send(
+                a_signer.as_ref(),
+                &b_name,
+                &body,
+                format!("{suffix}-{i}-{attempt}"),
+            )?;
             let sent_id = env.id.clone();
             let t0 = Instant::now();
             // Also writes the ACK of the previous echo.
@@ -105,15 +113,20 @@ pub async fn run(ctx: &Ctx, args: &LatencyArgs) -> anyhow::Result<ExitCode> {
     let echo_refused = echo_task.await??;
     drop((reader, writer));
     forget_agents(ctx, &[a_name, b_name]).await;
+    let signed = signed_with(keys.as_ref());
+    drop(keys);
 
     let rtt_per_sec = args.count as f64 / elapsed.as_secs_f64().max(1e-9);
     let busy = refused.busy + echo_refused.busy;
     let nack = refused.nack + echo_refused.nack;
-    let params = [
+    let mut params = vec![
         ("count", args.count.to_string()),
         ("warmup", args.warmup.to_string()),
         ("size", args.size.to_string()),
     ];
+    if args.sign.is_some() {
+        params.push(("sign", signed.to_string()));
+    }
     let command = command_line(ctx, "latency", &params, args.json);
     if args.json {
         let mut out = json!({
@@ -125,6 +138,7 @@ pub async fn run(ctx: &Ctx, args: &LatencyArgs) -> anyhow::Result<ExitCode> {
             "round_trips_per_sec": rtt_per_sec.round(),
             "busy": busy,
             "nack": nack,
+            "signed": args.sign.map(|_| signed),
             "command": command,
         });
         if let (Some(o), serde_json::Value::Object(p)) = (out.as_object_mut(), percentiles(&hist)) {
@@ -132,8 +146,13 @@ pub async fn run(ctx: &Ctx, args: &LatencyArgs) -> anyhow::Result<ExitCode> {
         }
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        let signing = if args.sign.is_some() {
+            format!(", every message signed with {signed}")
+        } else {
+            String::new()
+        };
         println!(
-            "bench latency: {} round trips A -> B -> A, {}-byte bodies, {} warm-up",
+            "bench latency: {} round trips A -> B -> A, {}-byte bodies, {} warm-up{signing}",
             args.count, args.size, args.warmup
         );
         print_percentiles(&hist);
@@ -181,6 +200,7 @@ async fn echo(
     conn: RawConn,
     to: String,
     suffix: String,
+    signer: Option<raw::Signer>,
     mut stop: oneshot::Receiver<()>,
 ) -> anyhow::Result<Refusals> {
     let RawConn {
@@ -200,11 +220,8 @@ async fn echo(
                 raw::feed(&mut writer, &raw::ack(&id, seq)).await?;
                 let echo_id = format!("{suffix}-echo-{n}");
                 n += 1;
-                raw::send_now(
-                    &mut writer,
-                    &raw::send_envelope(&to, &body, echo_id.clone()),
-                )
-                .await?;
+                let env = raw::signed_send(signer.as_ref(), &to, &body, echo_id.clone())?;
+                raw::send_now(&mut writer, &env).await?;
                 last = Some((echo_id, body));
                 None
             }
@@ -228,11 +245,8 @@ async fn echo(
             let echo_id = format!("{suffix}-echo-{n}");
             n += 1;
             let body = body.clone();
-            raw::send_now(
-                &mut writer,
-                &raw::send_envelope(&to, &body, echo_id.clone()),
-            )
-            .await?;
+            let env = raw::signed_send(signer.as_ref(), &to, &body, echo_id.clone())?;
+            raw::send_now(&mut writer, &env).await?;
             last = Some((echo_id, body));
         }
     }

@@ -8,9 +8,12 @@ pub mod latency;
 mod raw;
 pub mod throughput;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use relay_protocol::now_ms;
+use relay_signing::{Algorithm, Keystore, SharedSecret};
 use serde_json::{json, Value};
 
 use crate::context::Ctx;
@@ -108,6 +111,101 @@ fn rate_limit_hint(refused: u64, sent: u64) {
              ({refused} of {sent} messages were refused with BUSY/NACK)"
         );
     }
+}
+
+/// How long the daemon needs to load new key files (it re-reads them every second).
+const KEY_LOAD_WAIT: Duration = Duration::from_millis(1500);
+
+/// The signing keys of one run (`--sign`): key files made for the run's agents in the
+/// project's key directory, removed again when this is dropped; or, when the configuration
+/// has `signing.shared_secret`, that secret (nothing written).
+struct BenchKeys {
+    algorithm: Algorithm,
+    signers: HashMap<String, raw::Signer>,
+    store: Keystore,
+    created: Vec<String>,
+}
+
+impl BenchKeys {
+    /// Keys for every name in `names`; waits until a running daemon has loaded them.
+    async fn create(
+        ctx: &Ctx,
+        algorithm: Algorithm,
+        names: &[String],
+    ) -> anyhow::Result<BenchKeys> {
+        let mut keys = BenchKeys {
+            algorithm,
+            signers: HashMap::new(),
+            store: Keystore::new(ctx.config.keys_dir(&ctx.paths)),
+            created: Vec::new(),
+        };
+        let signing = &ctx.config.signing;
+        if !signing.shared_secret.is_empty() {
+            anyhow::ensure!(
+                algorithm == Algorithm::HmacSha256,
+                "the daemon verifies every agent with signing.shared_secret (hmac-sha256); \
+                 run with --sign hmac-sha256"
+            );
+            let key = SharedSecret::new(&signing.shared_secret).signing_key();
+            for name in names {
+                keys.signers
+                    .insert(name.clone(), raw::Signer::new(name, key.clone()));
+            }
+            return Ok(keys);
+        }
+        if !signing.enabled {
+            eprintln!(
+                "note: signing is off in the configuration; unless the daemon was started with \
+                 -c signing.enabled=true it does not check the signatures"
+            );
+        }
+        let now = now_ms();
+        for name in names {
+            // On failure the keys made so far are removed by `Drop`.
+            let file = keys.store.create(name, algorithm, now)?;
+            keys.created.push(name.clone());
+            keys.signers
+                .insert(name.clone(), raw::Signer::new(name, file.signing_key(now)?));
+        }
+        tokio::time::sleep(KEY_LOAD_WAIT).await;
+        Ok(keys)
+    }
+
+    fn signer(&self, name: &str) -> Option<raw::Signer> {
+        self.signers.get(name).cloned()
+    }
+}
+
+impl Drop for BenchKeys {
+    fn drop(&mut self) {
+        for name in &self.created {
+            if let Ok(path) = self.store.path_for(name) {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    eprintln!(
+                        "agent-relay: cannot remove the benchmark key {}: {e}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Keys for `names` when `--sign` was given.
+async fn bench_keys(
+    ctx: &Ctx,
+    sign: Option<crate::cli::SignArg>,
+    names: &[String],
+) -> anyhow::Result<Option<BenchKeys>> {
+    match sign {
+        Some(a) => Ok(Some(BenchKeys::create(ctx, a.into(), names).await?)),
+        None => Ok(None),
+    }
+}
+
+/// `--sign` as printed: the algorithm, or `off`.
+fn signed_with(keys: Option<&BenchKeys>) -> &'static str {
+    keys.map_or("off", |k| k.algorithm.as_str())
 }
 
 /// Removes this run's agents from the daemon's registry (best effort).

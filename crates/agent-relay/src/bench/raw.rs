@@ -1,5 +1,6 @@
 //! Raw protocol connections for the benchmarks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -9,6 +10,7 @@ use relay_protocol::{
     encode_frame, AckPayload, BusyPayload, Capabilities, Envelope, ErrorPayload, FrameCodec,
     HelloPayload, MessageType, NackPayload, PayloadKind, SendPayload,
 };
+use relay_signing::SigningKey;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -130,6 +132,44 @@ pub fn send_envelope(to: &str, body: &str, id: String) -> Envelope {
         thread: None,
     };
     Envelope::new(MessageType::Send, &payload).id(id).to(to)
+}
+
+/// Signs the SENDs of one agent (`bench --sign`).
+#[derive(Clone)]
+pub struct Signer {
+    agent: String,
+    key: Arc<SigningKey>,
+}
+
+impl Signer {
+    pub fn new(agent: &str, key: SigningKey) -> Signer {
+        Signer {
+            agent: agent.to_string(),
+            key: Arc::new(key),
+        }
+    }
+
+    /// Signs `env` now as this agent and attaches `_sig`.
+    pub fn sign(&self, env: &mut Envelope) -> anyhow::Result<()> {
+        relay_signing::sign(env, &self.agent, &self.key, relay_protocol::now_ms())
+            .context("cannot sign a benchmark message")?
+            .attach_to(env);
+        Ok(())
+    }
+}
+
+/// [`send_envelope`], signed when there is a signer.
+pub fn signed_send(
+    signer: Option<&Signer>,
+    to: &str,
+    body: &str,
+    id: String,
+) -> anyhow::Result<Envelope> {
+    let mut env = send_envelope(to, body, id);
+    if let Some(signer) = signer {
+        signer.sign(&mut env)?;
+    }
+    Ok(env)
 }
 
 pub fn ack(id: &str, seq: u64) -> Envelope {

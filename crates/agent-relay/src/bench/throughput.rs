@@ -14,7 +14,10 @@ use serde_json::json;
 use tokio::sync::{watch, Notify};
 
 use super::raw::{self, Incoming, RawConn};
-use super::{command_line, forget_agents, make_body, parse_tag, rate_limit_hint, run_suffix};
+use super::{
+    bench_keys, command_line, forget_agents, make_body, parse_tag, rate_limit_hint, run_suffix,
+    signed_with,
+};
 use crate::cli::ThroughputArgs;
 use crate::context::Ctx;
 
@@ -63,13 +66,16 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
     let suffix = run_suffix();
     let pairs = args.pairs;
     let per_pair = args.messages;
+    let sender_names: Vec<String> = (0..pairs).map(|i| format!("bench-s{i}-{suffix}")).collect();
+    // Only senders send SENDs, so only they need keys.
+    let keys = bench_keys(ctx, args.sign, &sender_names).await?;
     let mut names = Vec::new();
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
-    for i in 0..pairs {
-        let s = format!("bench-s{i}-{suffix}");
+    for (i, s) in sender_names.into_iter().enumerate() {
         let r = format!("bench-r{i}-{suffix}");
-        senders.push((raw::connect(ctx, &s).await?, r.clone()));
+        let signer = keys.as_ref().and_then(|k| k.signer(&s));
+        senders.push((raw::connect(ctx, &s).await?, r.clone(), signer));
         receivers.push(raw::connect(ctx, &r).await?);
         names.push(s);
         names.push(r);
@@ -85,10 +91,11 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
     }
     let started = Instant::now();
     let mut sender_tasks = Vec::new();
-    for (i, (conn, to)) in senders.into_iter().enumerate() {
+    for (i, (conn, to, signer)) in senders.into_iter().enumerate() {
         let job = SendJob {
             index: i as u64,
             to,
+            signer,
             count: per_pair,
             window: args.window,
             size: args.size,
@@ -148,6 +155,8 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
         got.last_at = got.last_at.max(r.last_at);
     }
     forget_agents(ctx, &names).await;
+    let signed = signed_with(keys.as_ref());
+    drop(keys);
 
     let elapsed = got
         .last_at
@@ -155,12 +164,15 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| started.elapsed());
     let rate = got.unique as f64 / elapsed.as_secs_f64().max(1e-9);
     let losses = expected.saturating_sub(got.unique);
-    let params = [
+    let mut params = vec![
         ("pairs", pairs.to_string()),
         ("messages", per_pair.to_string()),
         ("size", args.size.to_string()),
         ("window", args.window.to_string()),
     ];
+    if args.sign.is_some() {
+        params.push(("sign", signed.to_string()));
+    }
     let command = command_line(ctx, "throughput", &params, args.json);
     if args.json {
         println!(
@@ -185,12 +197,18 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
                 "errors": sent.errors,
                 "unexpected": got.unexpected,
                 "stalled": sent.stalled,
+                "signed": args.sign.map(|_| signed),
                 "command": command,
             }))?
         );
     } else {
+        let signing = if args.sign.is_some() {
+            format!(", every message signed with {signed}")
+        } else {
+            String::new()
+        };
         println!(
-            "bench throughput: {pairs} pairs x {per_pair} messages, {}-byte bodies, window {}",
+            "bench throughput: {pairs} pairs x {per_pair} messages, {}-byte bodies, window {}{signing}",
             args.size, args.window
         );
         println!(
@@ -234,6 +252,8 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
 struct SendJob {
     index: u64,
     to: String,
+    /// Signs every SEND (`--sign`).
+    signer: Option<raw::Signer>,
     count: u64,
     window: u64,
     size: usize,
@@ -277,7 +297,7 @@ async fn send(
                     break;
                 };
                 let body = make_body(&format!("{}:{this}", job.index), job.size);
-                let env = raw::send_envelope(&job.to, &body, id);
+                let env = raw::signed_send(job.signer.as_ref(), &job.to, &body, id)?;
                 raw::feed(&mut writer, &env).await?;
             }
             raw::flush(&mut writer).await?;

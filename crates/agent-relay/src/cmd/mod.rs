@@ -5,6 +5,7 @@ pub mod consensus;
 pub mod dlq;
 pub mod down;
 pub mod history;
+pub mod keys;
 pub mod read;
 pub mod send;
 pub mod status;
