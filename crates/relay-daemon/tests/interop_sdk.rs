@@ -46,7 +46,7 @@ async fn published_sdk_consensus() {
 
 /// Starts a fresh daemon and runs one scenario script from `tests/interop/` against it.
 async fn run_node_scenarios(file: &str) {
-    let Some(workdir) = prepare_node_project().await else {
+    let Some(workdir) = node_project().await else {
         return;
     };
 
@@ -138,6 +138,13 @@ fn skip(why: &str) -> Option<PathBuf> {
     let banner = "=".repeat(78);
     let _ = std::io::stderr().write_all(format!("\n{banner}\n{msg}\n{banner}\n\n").as_bytes());
     None
+}
+
+/// The installed SDK directory, prepared once per test process: the scenario tests run in
+/// parallel and must not run `npm install` into the same place at the same time.
+async fn node_project() -> Option<PathBuf> {
+    static PREPARED: tokio::sync::OnceCell<Option<PathBuf>> = tokio::sync::OnceCell::const_new();
+    PREPARED.get_or_init(prepare_node_project).await.clone()
 }
 
 /// Makes sure a directory with `@agent-relay/sdk` installed exists and returns it; `None`
