@@ -13,32 +13,7 @@ const SUBCOMMANDS: &[&str] = &["propose", "vote", "list", "show", "cancel", "sta
 #[test]
 fn consensus_and_every_subcommand_have_help_with_examples_and_json() {
     let project = empty_project();
-    let top = agent_relay(project.path(), &["--help"]);
-    assert!(
-        text(&top.stdout).contains("consensus"),
-        "{}",
-        text(&top.stdout)
-    );
-
-    let mut commands: Vec<Vec<&str>> = vec![vec!["consensus"]];
-    commands.extend(SUBCOMMANDS.iter().map(|s| vec!["consensus", *s]));
-    for cmd in commands {
-        let mut args = cmd.clone();
-        args.push("--help");
-        let out = agent_relay(project.path(), &args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        let help = text(&out.stdout);
-        assert!(help.contains("Example"), "{args:?} has no example:\n{help}");
-        assert!(help.contains("agent-relay consensus"), "{args:?}:\n{help}");
-        if cmd.len() == 2 {
-            assert!(help.contains("--json"), "{args:?} has no --json:\n{help}");
-        }
-    }
+    assert_group_help(project.path(), "consensus", SUBCOMMANDS);
     let propose = text(&agent_relay(project.path(), &["consensus", "propose", "--help"]).stdout);
     for flag in [
         "--participants",

@@ -39,27 +39,7 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn keys_and_every_subcommand_have_help_with_examples() {
     let project = empty_project();
-    let top = agent_relay(project.path(), &["--help"]);
-    assert!(text(&top.stdout).contains("keys"), "{}", text(&top.stdout));
-    let mut commands: Vec<Vec<&str>> = vec![vec!["keys"]];
-    commands.extend(SUBCOMMANDS.iter().map(|s| vec!["keys", *s]));
-    for cmd in commands {
-        let mut args = cmd.clone();
-        args.push("--help");
-        let out = agent_relay(project.path(), &args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        let help = text(&out.stdout);
-        assert!(help.contains("Example"), "{args:?} has no example:\n{help}");
-        assert!(help.contains("agent-relay keys"), "{args:?}:\n{help}");
-        if cmd.len() == 2 {
-            assert!(help.contains("--json"), "{args:?} has no --json:\n{help}");
-        }
-    }
+    assert_group_help(project.path(), "keys", SUBCOMMANDS);
     let create = text(&agent_relay(project.path(), &["keys", "create", "--help"]).stdout);
     for needle in ["--algorithm", "--expires-in", "hmac-sha256", "ed25519"] {
         assert!(create.contains(needle), "create has no {needle}:\n{create}");

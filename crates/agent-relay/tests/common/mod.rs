@@ -65,3 +65,32 @@ impl Drop for Daemon {
         let _ = agent_relay(&self.project, &["down"]);
     }
 }
+
+/// `agent-relay <group>` and each of its subcommands print help with an example that uses the
+/// group; every subcommand offers `--json`; the top-level help lists the group.
+pub fn assert_group_help(project: &Path, group: &str, subcommands: &[&str]) {
+    let top = agent_relay(project, &["--help"]);
+    assert!(text(&top.stdout).contains(group), "{}", text(&top.stdout));
+    let mut commands: Vec<Vec<&str>> = vec![vec![group]];
+    commands.extend(subcommands.iter().map(|s| vec![group, *s]));
+    for cmd in commands {
+        let mut args = cmd.clone();
+        args.push("--help");
+        let out = agent_relay(project, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let help = text(&out.stdout);
+        assert!(help.contains("Example"), "{args:?} has no example:\n{help}");
+        assert!(
+            help.contains(&format!("agent-relay {group}")),
+            "{args:?}:\n{help}"
+        );
+        if cmd.len() == 2 {
+            assert!(help.contains("--json"), "{args:?} has no --json:\n{help}");
+        }
+    }
+}
