@@ -4,8 +4,6 @@
 mod common;
 use common::*;
 
-use std::path::Path;
-
 use serde_json::Value;
 
 const SUBCOMMANDS: &[&str] = &["list", "show", "stats", "replay", "ack", "purge"];
@@ -35,19 +33,6 @@ fn dlq_and_every_subcommand_have_help_with_examples_and_json() {
     );
     let ack = text(&agent_relay(project.path(), &["dlq", "ack", "--help"]).stdout);
     assert!(ack.contains("--by"), "{ack}");
-}
-
-/// Runs `args` and checks it is a usage error (exit 2, nothing on stdout) whose message
-/// contains `expected`.
-fn usage_error(project: &Path, args: &[&str], expected: &str) {
-    let out = agent_relay(project, args);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
-    assert!(
-        stderr.contains(expected),
-        "{args:?}: expected {expected:?} in\n{stderr}"
-    );
 }
 
 #[test]

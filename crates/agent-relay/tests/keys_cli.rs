@@ -55,19 +55,6 @@ fn keys_and_every_subcommand_have_help_with_examples() {
     }
 }
 
-/// Runs `args` and checks it is a usage error (exit 2, nothing on stdout) whose message
-/// contains `expected`.
-fn usage_error(project: &Path, args: &[&str], expected: &str) {
-    let out = agent_relay(project, args);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
-    assert!(
-        stderr.contains(expected),
-        "{args:?}: expected {expected:?} in\n{stderr}"
-    );
-}
-
 #[test]
 fn usage_errors_exit_2_and_write_nothing() {
     let project = empty_project();

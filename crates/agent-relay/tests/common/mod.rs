@@ -94,3 +94,16 @@ pub fn assert_group_help(project: &Path, group: &str, subcommands: &[&str]) {
         }
     }
 }
+
+/// Runs `args` and checks it is a usage error (exit 2, nothing on stdout) whose message
+/// contains `expected`.
+pub fn usage_error(project: &Path, args: &[&str], expected: &str) {
+    let out = agent_relay(project, args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+    assert!(
+        stderr.contains(expected),
+        "{args:?}: expected {expected:?} in\n{stderr}"
+    );
+}

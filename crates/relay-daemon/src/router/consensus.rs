@@ -34,7 +34,7 @@ fn now() -> i64 {
 
 impl Router {
     /// A SEND to `_consensus`: parse the text command and answer the sender.
-    pub(crate) fn on_consensus_text(&mut self, conn_id: u64, sender: &str, body: &str) {
+    pub(crate) fn on_consensus_text(&mut self, sender: &str, body: &str) {
         if self.consensus.is_none() {
             return self.consensus_say(
                 sender,
@@ -51,7 +51,6 @@ impl Router {
             }
             Err(e) => self.consensus_say(sender, &relay_consensus::render_error(&e), None),
         }
-        let _ = conn_id;
     }
 
     /// PROPOSAL_CREATE, VOTE and CONSENSUS_* frames.

@@ -161,7 +161,7 @@ impl Router {
         }
         // Consensus commands are answered by the engine: not rate-limited, never routed.
         if to == super::consensus::CONSENSUS {
-            return self.on_consensus_text(conn_id, &sender, &payload.body);
+            return self.on_consensus_text(&sender, &payload.body);
         }
         if let Err(wait) = self.take_token(&sender) {
             self.counters.rate_limited += 1;
