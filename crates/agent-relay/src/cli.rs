@@ -133,6 +133,101 @@ pub enum Command {
                           with --from NAME (and votes with --as NAME) are signed with NAME's key \
                           when it has one. See docs/SIGNING.md.")]
     Keys(KeysArgs),
+    /// Run an agent CLI in a terminal wrapper connected to the relay (alias: create-agent)
+    #[command(
+        visible_alias = "create-agent",
+        after_help = "Examples:\n  \
+                          agent-relay run -n Alice -- claude\n  \
+                          agent-relay run -n Bob -- codex --model o3\n  \
+                          agent-relay run -n Shell --profile generic -- bash\n\n\
+                          The agent's terminal passes through unchanged. What it prints as \
+                          `->relay:Name message` (see docs/AGENT-GUIDE.md) is sent; messages for it \
+                          are typed in as `Relay message from X [id]: ...` when it is ready for \
+                          input. Its output is logged to .agent-relay/logs/<name>.log. The exit \
+                          code is the agent's."
+    )]
+    Run(RunArgs),
+    /// Start an agent in the background, managed by the daemon
+    #[command(after_help = "Examples:\n  \
+                          agent-relay spawn Worker claude \"write the tests for src/parser.rs\"\n  \
+                          agent-relay spawn Helper 'codex --model o3' --cwd services/api\n  \
+                          echo \"long task\" | agent-relay spawn Writer claude -\n\n\
+                          The task is delivered as a message from the spawner once the agent is \
+                          ready. `agent-relay agents` shows its pid and status; `agent-relay logs \
+                          Worker -f` follows its output; `agent-relay release Worker` stops it.")]
+    Spawn(SpawnArgs),
+    /// Stop an agent started with spawn (its whole process group)
+    #[command(after_help = "Example:\n  agent-relay release Worker")]
+    Release(ReleaseArgs),
+    /// Show (and follow) an agent's terminal output
+    #[command(
+        after_help = "Examples:\n  agent-relay logs Worker\n  agent-relay logs Worker -f --lines 200"
+    )]
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The agent's name on the relay [default: a random AdjectiveNoun]
+    #[arg(short = 'n', long)]
+    pub name: Option<String>,
+    /// Readiness profile: how to tell the agent is ready for input
+    #[arg(long, value_parser = PossibleValuesParser::new(["claude", "codex", "gemini", "generic"]))]
+    pub profile: Option<String>,
+    /// Longest wait for the agent to look ready before a message is typed anyway, in seconds
+    #[arg(long, value_name = "SECS")]
+    pub ready_timeout: Option<u64>,
+    /// Longer message bodies are truncated when typed (the full text stays readable with read)
+    #[arg(long, value_name = "CHARS", default_value_t = 2000)]
+    pub max_body: usize,
+    /// The agent command and its arguments (after --)
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SpawnArgs {
+    /// The new agent's name
+    pub name: String,
+    /// The agent command, e.g. claude or 'codex --model o3'
+    pub cli: String,
+    /// Its task (`-` reads it from stdin)
+    pub task: Option<String>,
+    /// Working directory, relative to the project root
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Model (passed to claude as --model)
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The spawned agent to stop
+    pub name: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The agent whose output to show
+    pub name: String,
+    /// Lines from the end to show first
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub lines: usize,
+    /// Keep printing new output as it arrives
+    #[arg(short = 'f', long)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +307,9 @@ pub struct AgentsArgs {
     /// Also list the short-lived connections of this CLI and of benchmarks (cli-<pid>, bench-*)
     #[arg(long)]
     pub all: bool,
+    /// List the agent profiles of this project (.claude/agents/*.md) instead
+    #[arg(long)]
+    pub profiles: bool,
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(&cli.global)?;
+    if let Command::Run(args) = cli.command {
+        // The agent owns the terminal: the wrapper logs to a file.
+        return cmd::run::run(&ctx, args);
+    }
     init_logging(&ctx.config);
     match cli.command {
         Command::Up(args) if args.foreground => cmd::up::foreground(&ctx),
@@ -79,6 +83,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             KeysAction::Export(a) => cmd::keys::export(&ctx, &a),
             KeysAction::Revoke(a) => cmd::keys::revoke(&ctx, &a),
         },
+        Command::Run(_) => unreachable!("handled above"),
+        Command::Spawn(args) => runtime()?.block_on(cmd::spawn::spawn(&ctx, args)),
+        Command::Release(args) => runtime()?.block_on(cmd::spawn::release(&ctx, &args)),
+        Command::Logs(args) => runtime()?.block_on(cmd::logs::run(&ctx, &args)),
         Command::Bench(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -102,7 +110,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Logs go to stderr. The filter comes from `AGENT_RELAY_LOG`, else `RUST_LOG`, else the
 /// configuration's `log.level`; JSON lines when `AGENT_RELAY_LOG_JSON=1` or `log.json`.
-fn init_logging(config: &RelayConfig) {
+pub(crate) fn init_logging(config: &RelayConfig) {
+    init_logging_to(config, None)
+}
+
+/// [`init_logging`] into `file` instead of stderr when given.
+pub(crate) fn init_logging_to(config: &RelayConfig, file: Option<std::fs::File>) {
     let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let spec = from_env("AGENT_RELAY_LOG")
         .or_else(|| from_env("RUST_LOG"))
@@ -118,6 +131,18 @@ fn init_logging(config: &RelayConfig) {
         .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
         .unwrap_or(config.log.json);
     use std::io::IsTerminal;
+    if let Some(file) = file {
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file));
+        let _ = if json {
+            builder.json().try_init()
+        } else {
+            builder.try_init()
+        };
+        return;
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -10,10 +10,11 @@ use relay_protocol::{
     ConsensusListResponsePayload, ConsensusResponsePayload, DlqCountResponsePayload, DlqFilter,
     DlqGetPayload, DlqGetResponsePayload, DlqListResponsePayload, DlqSelectPayload,
     DlqStatsResponsePayload, Envelope, HealthPayload, HealthResponsePayload, InboxPayload,
-    InboxResponsePayload, ListAgentsPayload, ListAgentsResponsePayload, MessageGetPayload,
-    MessageGetResponsePayload, MessageType, MessagesQueryPayload, MessagesResponsePayload,
-    MetricsPayload, MetricsResponsePayload, RemoveAgentPayload, RemoveAgentResponsePayload,
-    StatusResponsePayload, SyncMeta, WatchPayload,
+    InboxResponsePayload, ListAgentsPayload, ListAgentsResponsePayload, LogPayload,
+    MessageGetPayload, MessageGetResponsePayload, MessageType, MessagesQueryPayload,
+    MessagesResponsePayload, MetricsPayload, MetricsResponsePayload, ReleasePayload,
+    ReleaseResultPayload, RemoveAgentPayload, RemoveAgentResponsePayload, SpawnPayload,
+    SpawnResultPayload, StatusResponsePayload, SyncMeta, WatchPayload,
 };
 use relay_signing::{KeyLookup, VerifyError};
 use serde::de::DeserializeOwned;
@@ -37,6 +38,8 @@ pub type EventStream = mpsc::Receiver<Event>;
 
 /// Extra time a `send_and_wait` waits past its timeout for the daemon's TIMEOUT error.
 const SYNC_GRACE: Duration = Duration::from_secs(1);
+/// Deadline of SPAWN and RELEASE: starting or stopping a process (with its grace period).
+const SPAWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `close` waits for the connection task to finish.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
@@ -232,6 +235,61 @@ impl Client {
             ..AckPayload::default()
         };
         self.enqueue(Envelope::new(MessageType::Ack, &ack)).await
+    }
+
+    /// Answers a sync message by ids (for callers that no longer hold the [`Delivered`]): an ACK
+    /// with the correlation id, forwarded by the daemon to the waiting sender.
+    pub async fn sync_ack(
+        &self,
+        ack_id: &str,
+        correlation_id: &str,
+        response: bool,
+        response_data: Option<Value>,
+    ) -> Result<(), ClientError> {
+        let ack = AckPayload {
+            ack_id: ack_id.to_string(),
+            seq: 0,
+            correlation_id: Some(correlation_id.to_string()),
+            response: Some(Value::Bool(response)),
+            response_data,
+            ..AckPayload::default()
+        };
+        self.enqueue(Envelope::new(MessageType::Ack, &ack)).await
+    }
+
+    /// Streams agent output to observers (a LOG frame). Never waits: when the outgoing queue is
+    /// full the text is refused, since log lines must not delay messages.
+    pub fn try_log(&self, data: &str) -> Result<(), ClientError> {
+        if let Some(reason) = self.inner.shared.state().closed.clone() {
+            return Err(ClientError::Closed { reason });
+        }
+        let payload = LogPayload {
+            data: data.to_string(),
+            timestamp: Some(now_ms()),
+        };
+        let env = Envelope::new(MessageType::Log, &payload);
+        let frame = encode(&env, self.inner.shared.config.max_frame_bytes)?;
+        self.inner
+            .out_tx
+            .try_send(Outgoing::Frame(frame))
+            .map_err(|_| ClientError::QueueFull {
+                after: Duration::ZERO,
+            })
+    }
+
+    /// Asks the daemon's spawn manager to start an agent; answers when the process runs.
+    pub async fn spawn(&self, payload: SpawnPayload) -> Result<SpawnResultPayload, ClientError> {
+        self.query(MessageType::Spawn, &payload, SPAWN_TIMEOUT)
+            .await
+    }
+
+    /// Asks the daemon's spawn manager to stop an agent it spawned; answers when it is gone.
+    pub async fn release(
+        &self,
+        payload: ReleasePayload,
+    ) -> Result<ReleaseResultPayload, ClientError> {
+        self.query(MessageType::Release, &payload, SPAWN_TIMEOUT)
+            .await
     }
 
     /// Subscribes to a topic (kept across reconnects).

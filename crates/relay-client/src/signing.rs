@@ -60,6 +60,8 @@ pub(crate) fn is_signed_type(t: &MessageType) -> bool {
             | MessageType::ProposalCreate
             | MessageType::Vote
             | MessageType::ConsensusCancel
+            | MessageType::Spawn
+            | MessageType::Release
     )
 }
 

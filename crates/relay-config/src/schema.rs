@@ -17,6 +17,7 @@ pub struct RelayConfig {
     pub dlq: DlqSection,
     pub consensus: ConsensusSection,
     pub signing: SigningSection,
+    pub spawn: SpawnSection,
     pub log: LogSection,
 }
 
@@ -267,6 +268,38 @@ impl Default for ConsensusSection {
     }
 }
 
+/// `[spawn]`: the spawn manager (SPAWN/RELEASE, `agent-relay spawn`, `->relay:spawn`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpawnSection {
+    pub enabled: bool,
+    /// Spawned agents running at once.
+    pub max_agents: usize,
+    /// Spawned agents one spawner may run at once.
+    pub max_per_spawner: usize,
+    /// Programs a SPAWN may start (names or paths); empty = any.
+    pub allowed_clis: Vec<String>,
+    /// Time between SIGTERM and SIGKILL when a spawned agent is released.
+    pub stop_grace_ms: u64,
+    /// Terminal size of spawned agents.
+    pub rows: u16,
+    pub cols: u16,
+}
+
+impl Default for SpawnSection {
+    fn default() -> Self {
+        SpawnSection {
+            enabled: true,
+            max_agents: 10,
+            max_per_spawner: 5,
+            allowed_clis: Vec::new(),
+            stop_grace_ms: 5000,
+            rows: 40,
+            cols: 120,
+        }
+    }
+}
+
 /// `[signing]`: message signatures (HMAC-SHA256 or Ed25519) checked by the daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -393,6 +426,19 @@ impl RelayConfig {
         check(
             l.max_connections >= 1,
             "limits.max_connections must be at least 1",
+        )?;
+        let sp = &self.spawn;
+        check(
+            sp.max_agents >= 1,
+            "spawn.max_agents must be at least 1 (set spawn.enabled = false to turn spawning off)",
+        )?;
+        check(
+            sp.max_per_spawner >= 1,
+            "spawn.max_per_spawner must be at least 1",
+        )?;
+        check(
+            sp.rows >= 10 && sp.cols >= 40,
+            "spawn.rows must be at least 10 and spawn.cols at least 40",
         )?;
         let s = &self.store;
         check(

@@ -40,4 +40,7 @@ pub struct Shared {
     pub auth: auth::AuthPolicy,
     pub started: Instant,
     pub socket_path: PathBuf,
+    /// The project the daemon serves (spawned agents run in its root); `None` in tests that
+    /// serve a bare socket, where the socket's directory stands in for `.agent-relay/`.
+    pub project: Option<relay_config::ProjectPaths>,
 }

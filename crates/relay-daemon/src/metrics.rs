@@ -36,4 +36,6 @@ pub struct Counters {
     pub consensus_votes: u64,
     pub signatures_verified: u64,
     pub signatures_rejected: u64,
+    pub spawned: u64,
+    pub spawn_crashes: u64,
 }

@@ -45,6 +45,9 @@ pub struct Subsystems {
     pub dlq: Option<DlqBackend>,
     /// Where per-agent signing keys live; `None` = `keys/` beside the socket.
     pub keys_dir: Option<PathBuf>,
+    /// The project served (where spawned agents run, outbox and logs); `None` = the socket's
+    /// directory stands in for `.agent-relay/`.
+    pub project: Option<ProjectPaths>,
 }
 
 /// Opens the dead letter store `[dlq]` asks for (`None` when disabled). A PostgreSQL backend is
@@ -197,6 +200,7 @@ pub async fn serve(config: RelayConfig, paths: ProjectPaths) -> Result<(), Daemo
         Subsystems {
             dlq,
             keys_dir: Some(config_keys_dir),
+            project: Some(paths.clone()),
         },
         shutdown,
     )
@@ -252,6 +256,7 @@ pub async fn run(
         router_tx,
         started: Instant::now(),
         socket_path,
+        project: subsystems.project.clone(),
     });
     let (failures, dlq_handle, dlq_task): (Box<dyn FailureSink>, _, _) = match subsystems.dlq {
         Some(backend) => {

@@ -56,6 +56,7 @@ pub struct SigningGuard {
     window_ms: u64,
     keys: Keys,
     replay: ReplayCache,
+    keys_dir: PathBuf,
 }
 
 impl SigningGuard {
@@ -66,7 +67,7 @@ impl SigningGuard {
         recent: Vec<(String, String, i64)>,
     ) -> SigningGuard {
         let keys = if config.shared_secret.is_empty() {
-            Keys::PerAgent(load_ring(&Keystore::new(keys_dir)))
+            Keys::PerAgent(load_ring(&Keystore::new(&keys_dir)))
         } else {
             Keys::Shared(SharedSecret::new(&config.shared_secret))
         };
@@ -88,6 +89,7 @@ impl SigningGuard {
             window_ms,
             keys,
             replay,
+            keys_dir,
         }
     }
 
@@ -152,6 +154,18 @@ impl SigningGuard {
     }
 
     /// Takes a freshly loaded set of per-agent keys (new agents, rotations, revocations).
+    /// Makes one agent's keys known at once (a key just provisioned for a spawned agent), ahead
+    /// of the next reload from disk.
+    pub fn insert_key(&mut self, file: &relay_signing::KeyFile) {
+        if let Keys::PerAgent(current) = &mut self.keys {
+            current.insert(file);
+        }
+    }
+
+    pub fn keys_dir(&self) -> &std::path::Path {
+        &self.keys_dir
+    }
+
     pub fn set_keys(&mut self, ring: KeyRing) {
         if let Keys::PerAgent(current) = &mut self.keys {
             *current = ring;

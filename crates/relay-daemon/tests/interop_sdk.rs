@@ -71,6 +71,7 @@ async fn run_node_scenarios(file: &str) {
                     .expect("open the dead letter store"),
             ))),
             keys_dir: None,
+            project: None,
         },
         shutdown.clone(),
     ));

@@ -107,7 +107,11 @@ except BrokenPipeError:
     pass  # refused at accept time: the daemon may close before the HELLO is written
 data = b""
 while True:
-    chunk = s.recv(65536)
+    try:
+        chunk = s.recv(65536)
+    except ConnectionResetError:
+        # The daemon closed without reading our HELLO; what it wrote before is already here.
+        break
     if not chunk: break
     data += chunk
 while data:

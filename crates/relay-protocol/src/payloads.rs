@@ -690,6 +690,9 @@ pub struct AgentInfo {
     pub messages_sent: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages_received: Option<u64>,
+    /// `online`, `offline`, or for a spawned agent `starting`, `running`, `stopping`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

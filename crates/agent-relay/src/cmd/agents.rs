@@ -25,7 +25,64 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// `agent-relay agents --profiles`: the project's agent profiles (`.claude/agents/*.md`).
+fn profiles(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
+    let registry = relay_agents::ProfileRegistry::discover(&ctx.paths.root);
+    for w in registry.warnings() {
+        eprintln!("agent-relay: warning: {w}");
+    }
+    if json {
+        let list: Vec<_> = registry
+            .profiles()
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "path": p.path,
+                    "description": p.description,
+                    "model": p.model,
+                    "role": p.role,
+                    "tools": p.tools,
+                })
+            })
+            .collect();
+        print_json(&json!({ "profiles": list }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if registry.profiles().is_empty() {
+        println!(
+            "no agent profiles in {}",
+            ctx.paths.root.join(".claude/agents").display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = registry
+        .profiles()
+        .iter()
+        .map(|p| {
+            let mut description = p.description.clone().unwrap_or_else(|| "-".into());
+            if description.chars().count() > 60 {
+                description = description.chars().take(59).collect::<String>() + "…";
+            }
+            vec![
+                p.name.clone(),
+                p.model.clone().unwrap_or_else(|| "-".into()),
+                p.role.clone().unwrap_or_else(|| "-".into()),
+                description,
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(&["NAME", "MODEL", "ROLE", "DESCRIPTION"], &rows)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn agents(ctx: &Ctx, args: &AgentsArgs) -> anyhow::Result<ExitCode> {
+    if args.profiles {
+        return profiles(ctx, args.json);
+    }
     let (client, _events) = ctx.connect().await?;
     let known = client.list_agents().await?;
     let connected = client.list_connected_agents().await?;
@@ -57,9 +114,14 @@ pub async fn agents(ctx: &Ctx, args: &AgentsArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|a| {
             let is_online = a.online == Some(true);
+            let status = match a.status.as_deref() {
+                Some(s @ ("starting" | "running" | "stopping")) => s.to_string(),
+                _ if is_online => "online".into(),
+                _ => "offline".into(),
+            };
             vec![
                 a.name.clone(),
-                if is_online { "online" } else { "offline" }.into(),
+                status,
                 opt(&a.cli),
                 opt(&a.pid),
                 if is_online {

@@ -12,6 +12,7 @@ mod delivery;
 mod queries;
 mod replay;
 mod send;
+pub(crate) mod spawn;
 
 pub use replay::ReplayRequest;
 
@@ -92,6 +93,8 @@ pub enum RouterMsg {
     },
     /// Freshly loaded signing keys.
     Keys(Box<relay_signing::KeyRing>),
+    /// The spawn manager's tasks report.
+    Spawn(spawn::SpawnEvent),
     /// Stored messages that can never be delivered (their recipient was removed).
     Undeliverable {
         rows: Vec<StoredMessage>,
@@ -160,6 +163,7 @@ pub struct Router {
     pub(crate) dlq: Option<crate::dlq::DlqHandle>,
     pub(crate) consensus: Option<relay_consensus::Engine>,
     pub(crate) signing: Option<crate::signing::SigningGuard>,
+    pub(crate) spawner: spawn::Spawner,
     ticks: u64,
     /// Message id → dead letter id, for replays in flight.
     pub(crate) replays: HashMap<String, String>,
@@ -199,6 +203,7 @@ impl Router {
             dlq,
             consensus,
             signing,
+            spawner: spawn::Spawner::default(),
             ticks: 0,
             replays: HashMap::new(),
             last_store_warning: None,
@@ -241,6 +246,8 @@ impl Router {
                 }
             }
         }
+        let grace = Duration::from_millis(self.shared.config.spawn.stop_grace_ms);
+        self.spawner.stop_all(grace).await;
         self.shutdown();
     }
 
@@ -253,6 +260,7 @@ impl Router {
             RouterMsg::BacklogLoaded { conn_id, rows } => self.on_backlog(conn_id, rows),
             RouterMsg::Replay(req) => self.on_replay(*req),
             RouterMsg::SystemNotice { to, text, data } => self.on_system_notice(&to, &text, data),
+            RouterMsg::Spawn(event) => self.on_spawn_event(event),
             RouterMsg::Keys(ring) => {
                 if let Some(guard) = self.signing.as_mut() {
                     guard.set_keys(*ring);
@@ -302,7 +310,8 @@ impl Router {
             | T::Health
             | T::Metrics
             | T::MessageGet => self.on_query(conn_id, env),
-            T::Spawn | T::Release => self.on_spawn_unavailable(conn_id, env),
+            T::Spawn => self.on_spawn(conn_id, env),
+            T::Release => self.on_release(conn_id, env),
             T::DlqList | T::DlqGet | T::DlqStats | T::DlqReplay | T::DlqAck | T::DlqPurge => {
                 self.on_dlq_request(conn_id, env)
             }
@@ -458,6 +467,9 @@ impl Router {
         tracing::info!(agent = %name, conn_id = reg.conn_id, resumed = reg.session.resumed, pid = ?reg.pid, "agent connected");
         if let (false, Some(dlq)) = (system, &self.dlq) {
             dlq.target_online(name.clone());
+        }
+        if !system {
+            self.on_worker_registered(&name);
         }
 
         let store = self.shared.store.clone();

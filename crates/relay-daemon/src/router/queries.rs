@@ -271,14 +271,26 @@ impl Router {
             .filter(|r| !connected_only || self.by_name.contains_key(&r.name))
             .map(|r| {
                 let conn = self.by_name.get(&r.name).and_then(|id| self.conns.get(id));
+                let worker = self.worker_info(&r.name);
                 AgentInfo {
                     name: r.name.clone(),
-                    cli: conn.and_then(|c| c.cli.clone()).or_else(|| r.cli.clone()),
+                    cli: worker
+                        .map(|w| w.1.to_string())
+                        .or_else(|| conn.and_then(|c| c.cli.clone()))
+                        .or_else(|| r.cli.clone()),
                     idle: Some(conn.is_none() || self.tracker.count_for(&r.name) == 0),
-                    parent: None,
+                    parent: worker.map(|w| w.3.to_string()),
+                    status: Some(
+                        worker
+                            .map(|w| w.2)
+                            .unwrap_or(if conn.is_some() { "online" } else { "offline" })
+                            .to_string(),
+                    ),
                     task: conn.and_then(|c| c.task.clone()).or_else(|| r.task.clone()),
                     team: conn.and_then(|c| c.team.clone()).or_else(|| r.team.clone()),
-                    pid: conn.and_then(|c| c.pid),
+                    pid: worker
+                        .and_then(|w| w.0)
+                        .or_else(|| conn.and_then(|c| c.pid)),
                     connected_at: conn.map(|c| c.connected_at),
                     entity_type: Some(if r.entity_type == "user" {
                         EntityType::User

@@ -257,6 +257,27 @@ impl Router {
         }
     }
 
+    /// Routes a message the daemon composes on behalf of `sender` (a spawned agent's task from its
+    /// spawner): stored and delivered like any direct message, whether or not `sender` is
+    /// connected. Refusals are logged, since nobody waits for an answer.
+    pub(crate) fn route_internal(
+        &mut self,
+        sender: &str,
+        to: &str,
+        env: Envelope,
+        payload: &SendPayload,
+    ) {
+        let conn_id = self.by_name.get(sender).copied().unwrap_or(0);
+        let template = self.letter_from_send(sender, to, &env, payload);
+        let routed = self.route_direct(conn_id, sender, to, &env, &template);
+        if routed == 0 {
+            tracing::warn!(from = %sender, %to, "a message composed by the daemon was not routed");
+            return;
+        }
+        self.touch_registry(sender, 1, 0);
+        self.notify_watchers(sender, to, &env, payload);
+    }
+
     /// Returns the number of recipients the message was accepted for (0 = refused, already answered).
     fn route_direct(
         &mut self,
@@ -659,25 +680,6 @@ impl Router {
             }
         }
         self.shadows.retain(|_, b| !b.is_empty());
-    }
-
-    pub(crate) fn on_spawn_unavailable(&mut self, conn_id: u64, env: Envelope) {
-        let name = serde_json::from_str::<serde_json::Value>(env.payload.get())
-            .ok()
-            .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_string))
-            .unwrap_or_default();
-        let (t, what) = if env.msg_type == MessageType::Spawn {
-            (MessageType::SpawnResult, "spawning")
-        } else {
-            (MessageType::ReleaseResult, "releasing")
-        };
-        let payload = serde_json::json!({
-            "replyTo": env.id,
-            "success": false,
-            "name": name,
-            "error": format!("{what} agents is not available on this daemon"),
-        });
-        self.reply(conn_id, &Envelope::new(t, &payload));
     }
 }
 

@@ -67,6 +67,7 @@ impl TestDaemon {
             relay_daemon::Subsystems {
                 dlq,
                 keys_dir: Some(paths.relay_dir.join("keys")),
+                project: Some(paths.clone()),
             },
             self.shutdown.clone(),
         )));

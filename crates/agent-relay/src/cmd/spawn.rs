@@ -1,0 +1,86 @@
+//! `agent-relay spawn` and `agent-relay release`.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use relay_protocol::{ReleasePayload, SpawnPayload};
+use serde_json::json;
+
+use crate::cli::{ReleaseArgs, SpawnArgs};
+use crate::context::Ctx;
+use crate::output::print_json;
+
+pub async fn spawn(ctx: &Ctx, args: SpawnArgs) -> anyhow::Result<ExitCode> {
+    let task = match args.task.as_deref() {
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read the task from stdin")?;
+            s.trim().to_string()
+        }
+        Some(t) => t.to_string(),
+        None => String::new(),
+    };
+    let (client, _events) = ctx.connect().await?;
+    let payload = SpawnPayload {
+        name: args.name.clone(),
+        cli: args.cli.clone(),
+        task,
+        cwd: args.cwd.clone(),
+        model: args.model.clone(),
+        ..SpawnPayload::default()
+    };
+    let result = client.spawn(payload).await;
+    client.close().await;
+    let result = result?;
+    if args.json {
+        print_json(&json!(result))?;
+    } else if result.success {
+        println!(
+            "spawned {} (pid {})",
+            result.name,
+            result.pid.map_or("-".into(), |p| p.to_string())
+        );
+    } else {
+        eprintln!(
+            "agent-relay: cannot spawn {}: {}",
+            result.name,
+            result.error.as_deref().unwrap_or("refused")
+        );
+    }
+    Ok(if result.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub async fn release(ctx: &Ctx, args: &ReleaseArgs) -> anyhow::Result<ExitCode> {
+    let (client, _events) = ctx.connect().await?;
+    let result = client
+        .release(ReleasePayload {
+            name: args.name.clone(),
+            reason: Some("released with agent-relay release".into()),
+        })
+        .await;
+    client.close().await;
+    let result = result?;
+    if args.json {
+        print_json(&json!(result))?;
+    } else if result.success {
+        println!("released {}", result.name);
+    } else {
+        eprintln!(
+            "agent-relay: cannot release {}: {}",
+            result.name,
+            result.error.as_deref().unwrap_or("refused")
+        );
+    }
+    Ok(if result.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
