@@ -204,6 +204,10 @@ pub struct SpawnArgs {
     /// Model (passed to claude as --model)
     #[arg(long)]
     pub model: Option<String>,
+    /// Spawn as NAME, connecting as a user of that name and signing with its key (needed when
+    /// signatures are enforced); the spawner gets the agent's crash reports [default: cli]
+    #[arg(long = "as", value_name = "NAME", value_parser = parse_agent_name)]
+    pub as_name: Option<String>,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -213,6 +217,9 @@ pub struct SpawnArgs {
 pub struct ReleaseArgs {
     /// The spawned agent to stop
     pub name: String,
+    /// Release as NAME, signing with its key (needed when signatures are enforced)
+    #[arg(long = "as", value_name = "NAME", value_parser = parse_agent_name)]
+    pub as_name: Option<String>,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,

@@ -147,6 +147,23 @@ impl Ctx {
         self.connect_as(config).await
     }
 
+    /// With `as_name`, connects as a user of that name (signing with its key when it has one; a
+    /// connected agent of that name is taken over); without, as this invocation's own transient
+    /// tool connection.
+    pub async fn connect_maybe_as(
+        &self,
+        as_name: Option<&str>,
+    ) -> anyhow::Result<(Client, EventStream)> {
+        match as_name {
+            Some(name) => {
+                let mut config = self.client_config(name);
+                config.entity_type = relay_protocol::EntityType::User;
+                self.connect_as(config).await
+            }
+            None => self.connect().await,
+        }
+    }
+
     /// Whether a daemon completes a handshake and answers STATUS within `timeout`.
     pub async fn probe(&self, timeout: Duration) -> Option<relay_protocol::StatusResponsePayload> {
         let mut config = self.client_config(&format!("cli-probe-{}", std::process::id()));

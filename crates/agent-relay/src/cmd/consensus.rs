@@ -12,8 +12,7 @@ use relay_consensus::{
     ProposalStatus, VoteOutcome, CONSENSUS_AGENT,
 };
 use relay_protocol::{
-    now_ms, ConsensusListPayload, ConsensusListResponsePayload, ConsensusResponsePayload,
-    EntityType, ErrorCode,
+    now_ms, ConsensusListPayload, ConsensusListResponsePayload, ConsensusResponsePayload, ErrorCode,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -339,14 +338,7 @@ where
     F: FnOnce(Client, EventStream) -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,
 {
-    let (client, events) = match as_name {
-        Some(name) => {
-            let mut config = ctx.client_config(name);
-            config.entity_type = EntityType::User;
-            ctx.connect_as(config).await?
-        }
-        None => ctx.connect().await?,
-    };
+    let (client, events) = ctx.connect_maybe_as(as_name).await?;
     let result = f(client.clone(), events).await;
     client.close().await;
     result

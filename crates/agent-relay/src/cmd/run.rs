@@ -122,6 +122,10 @@ fn signing(ctx: &Ctx, name: &str) -> anyhow::Result<Option<ClientSigning>> {
             store
                 .create(name, algorithm, relay_protocol::now_ms())
                 .with_context(|| format!("cannot create {name}'s signing key"))?;
+            // A running daemon reads new key files once a second: let it see this one before
+            // the agent's first signed message.
+            tracing::info!(agent = name, "created a signing key for the agent");
+            std::thread::sleep(Duration::from_millis(1200));
         }
     }
     Ok(ctx.signing_for(name))

@@ -23,7 +23,7 @@ pub async fn spawn(ctx: &Ctx, args: SpawnArgs) -> anyhow::Result<ExitCode> {
         Some(t) => t.to_string(),
         None => String::new(),
     };
-    let (client, _events) = ctx.connect().await?;
+    let (client, _events) = ctx.connect_maybe_as(args.as_name.as_deref()).await?;
     let payload = SpawnPayload {
         name: args.name.clone(),
         cli: args.cli.clone(),
@@ -58,7 +58,7 @@ pub async fn spawn(ctx: &Ctx, args: SpawnArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn release(ctx: &Ctx, args: &ReleaseArgs) -> anyhow::Result<ExitCode> {
-    let (client, _events) = ctx.connect().await?;
+    let (client, _events) = ctx.connect_maybe_as(args.as_name.as_deref()).await?;
     let result = client
         .release(ReleasePayload {
             name: args.name.clone(),

@@ -702,7 +702,9 @@ impl Router {
         let verdict = match verdict {
             Ok(crate::signing::Verdict::Unsigned) if needs_signature && guard.enforced() => {
                 Err(format!(
-                    "unsigned {} from {sender} refused: consensus commands must be signed",
+                    "unsigned {} from {sender} refused: with signatures enforced, consensus \
+                     commands, SPAWN and RELEASE must be signed (give {sender} a key: \
+                     agent-relay keys create {sender})",
                     env.msg_type
                 ))
             }
