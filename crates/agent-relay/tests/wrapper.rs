@@ -513,3 +513,122 @@ fn run_help_shows_an_example() {
         common::text(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_broadcasts_blocks_and_thinking_are_routed_and_output_is_streamed() {
+    let project = Project::start(&[]);
+    let alice = Wrapped::start(&project, "Alice", &[]).await;
+    let (bob, mut bob_events) = project.client("Bob", false).await;
+    bob.join_channel("#dev").await.expect("join");
+    bob.watch(relay_protocol::WatchPayload {
+        messages: false,
+        logs: true,
+        agent: Some("Alice".into()),
+    })
+    .await
+    .expect("watch");
+
+    alice.send(json!({"print": "->relay:#dev the api is merged"}));
+    alice.send(json!({"print": "->relay:* lunch break"}));
+    alice.send(json!({"print": "->thinking:Bob considering the options"}));
+    alice.send(json!({"print": "[[RELAY]]{\"to\": \"Bob\", \"type\": \"state\", \"body\": \"build green\", \"data\": {\"commit\": \"a1b2c3\"}}[[/RELAY]]"}));
+    alice.send(json!({"print": "```\n->relay:Bob inside a code block\n```"}));
+    alice.send(json!({"print": "\\->relay:Bob escaped"}));
+    alice.send(json!({"print": "->relay:AgentName placeholder"}));
+
+    let mut channel = None;
+    let mut direct = Vec::new();
+    let mut logged = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, bob_events.recv()).await {
+        match ev {
+            Event::ChannelMessage { from, payload, .. } => channel = Some((from, payload.body)),
+            Event::Message(m) => direct.push((
+                m.payload.kind.as_str().to_string(),
+                m.payload.body,
+                m.payload.data,
+            )),
+            Event::Watch(relay_protocol::WatchEventPayload::Log { agent, data, .. }) => {
+                assert_eq!(agent, "Alice");
+                logged.push_str(&data);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        channel,
+        Some(("Alice".to_string(), "the api is merged".to_string()))
+    );
+    let kinds: Vec<(&str, &str)> = direct
+        .iter()
+        .map(|(k, b, _)| (k.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("message", "lunch break"),
+            ("thinking", "considering the options"),
+            ("state", "build green"),
+        ],
+        "code blocks, escapes and placeholders send nothing"
+    );
+    assert_eq!(
+        direct[2]
+            .2
+            .as_ref()
+            .and_then(|d| d.get("commit"))
+            .and_then(|c| c.as_str()),
+        Some("a1b2c3")
+    );
+    assert!(
+        logged.contains("lunch break"),
+        "LOG frames carry the output: {logged:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_that_never_appears_is_not_acknowledged() {
+    // An agent that does not echo input: the injected text never shows on its screen.
+    let project = Project::start(&["-c", "delivery.ack_timeout_ms=60000"]);
+    let record = project.file("Mute.record");
+    let mute = Wrapped::start_cmd(
+        &project,
+        "Mute",
+        &["--ready-timeout", "1"],
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "stty -echo; echo '{{\"event\":\"start\"}}' > {}; exec sleep 60",
+                record.display()
+            ),
+        ],
+        &record,
+    )
+    .await;
+    let (alice, _events) = project.client("Alice", false).await;
+    alice
+        .send(SendOptions::new("Mute", "can you see this?"))
+        .await
+        .expect("send");
+    let log = project.path().join(".agent-relay/logs/Mute.wrapper.log");
+    eventually(
+        Duration::from_secs(30),
+        "the injection to be reported failed",
+        || {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|l| l.contains("injection failed"))
+        },
+    )
+    .await;
+    // Not acknowledged: the daemon still holds it for redelivery.
+    let history = common::json_of(project.path(), &["history", "--to", "Mute", "--json"]);
+    let status = history["messages"][0]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_ne!(status, "acked", "{history}");
+    assert!(!status.is_empty(), "{history}");
+    drop(mute);
+}

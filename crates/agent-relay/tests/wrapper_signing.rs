@@ -38,7 +38,10 @@ async fn wrapped_and_spawned_agents_sign_without_manual_steps() {
     let keys = project.path().join(".agent-relay/keys");
 
     // Lead is an SDK agent with its own key.
-    let args = args_with(ENFORCED, &["keys", "create", "Lead", "--algorithm", "ed25519"]);
+    let args = args_with(
+        ENFORCED,
+        &["keys", "create", "Lead", "--algorithm", "ed25519"],
+    );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     common::ok(project.path(), &args);
     // A running daemon reads new key files within a second.
@@ -60,7 +63,10 @@ async fn wrapped_and_spawned_agents_sign_without_manual_steps() {
     );
     assert_eq!(out.status.code(), Some(1));
     let err = common::text(&out.stderr);
-    assert!(err.contains("FORBIDDEN") && err.contains("unsigned"), "{err}");
+    assert!(
+        err.contains("FORBIDDEN") && err.contains("unsigned"),
+        "{err}"
+    );
 
     // A signed SPAWN: the spawned agent gets a key (0600) and signs what it prints.
     let control = project.file("Worker.control");
@@ -107,12 +113,18 @@ async fn wrapped_and_spawned_agents_sign_without_manual_steps() {
         }
     })
     .await;
-    assert!(from_worker.is_signed(), "Worker's message carries a signature");
+    assert!(
+        from_worker.is_signed(),
+        "Worker's message carries a signature"
+    );
     Client::verify(&from_worker, &keystore).expect("Worker's signature verifies at Lead");
 
     // `agent-relay run`: Alice has no key; one is created and her messages are signed.
     let alice = Wrapped::start_with(&project, "Alice", &[], ENFORCED).await;
-    assert!(keys.join("Alice.key.json").exists(), "Alice's key was provisioned");
+    assert!(
+        keys.join("Alice.key.json").exists(),
+        "Alice's key was provisioned"
+    );
     alice.send(json!({"print": "->relay:Lead alice here"}));
     let from_alice = eventually(T, "Alice's signed message", || {
         match lead_events.try_recv() {

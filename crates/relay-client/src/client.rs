@@ -141,9 +141,19 @@ impl Client {
     /// send or the daemon's TIMEOUT error, and locally shortly after `timeout`.
     pub async fn send_and_wait(
         &self,
-        mut opts: SendOptions,
+        opts: SendOptions,
         timeout: Duration,
     ) -> Result<AckPayload, ClientError> {
+        self.send_sync(opts, timeout).await?.answer().await
+    }
+
+    /// The first half of [`Client::send_and_wait`]: queues the message now (so it keeps its
+    /// place among the caller's sends) and returns the pending answer, to await elsewhere.
+    pub async fn send_sync(
+        &self,
+        mut opts: SendOptions,
+        timeout: Duration,
+    ) -> Result<PendingSync, ClientError> {
         let correlation_id = new_id();
         opts.meta_mut().sync = Some(SyncMeta {
             correlation_id: correlation_id.clone(),
@@ -152,12 +162,14 @@ impl Client {
         });
         let env = send_envelope(&opts);
         let (tx, rx) = oneshot::channel();
-        let _guard = self.register(correlation_id, env.id.clone(), Waiter::Sync(tx));
+        let guard = self.register(correlation_id, env.id.clone(), Waiter::Sync(tx));
         self.enqueue(env).await?;
-        wait(rx, timeout + SYNC_GRACE, || {
-            format!("sync message to {}", opts.to)
+        Ok(PendingSync {
+            rx,
+            _guard: guard,
+            deadline: timeout + SYNC_GRACE,
+            to: opts.to,
         })
-        .await
     }
 
     /// Sends a request and waits for the response (SDK convention: `data._correlationId` and
@@ -678,6 +690,22 @@ fn send_envelope(opts: &SendOptions) -> Envelope {
         env = env.meta(meta.clone());
     }
     env
+}
+
+/// A sync message in flight (see [`Client::send_sync`]).
+pub struct PendingSync {
+    rx: oneshot::Receiver<Result<AckPayload, ClientError>>,
+    _guard: WaitGuard,
+    deadline: Duration,
+    to: String,
+}
+
+impl PendingSync {
+    /// Waits for the recipient's answer (or the NACK, TIMEOUT or local deadline).
+    pub async fn answer(self) -> Result<AckPayload, ClientError> {
+        let to = self.to;
+        wait(self.rx, self.deadline, || format!("sync message to {to}")).await
+    }
 }
 
 async fn wait<T>(

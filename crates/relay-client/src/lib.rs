@@ -48,7 +48,7 @@ mod options;
 mod shared;
 mod signing;
 
-pub use client::{Client, EventStream};
+pub use client::{Client, EventStream, PendingSync};
 pub use config::ClientConfig;
 pub use error::ClientError;
 pub use event::{Delivered, Event};

@@ -164,9 +164,10 @@ pub(crate) fn is_blank(line: &str) -> bool {
     line.trim().is_empty()
 }
 
-/// A markdown code fence: ```` ``` ```` with or without a language.
+/// A markdown code fence: ```` ``` ```` with or without a language, also after the prefix
+/// allowance (a TUI bullet or box border: `⏺ ```rust`, `│ ````).
 pub(crate) fn is_code_fence(line: &str) -> bool {
-    line.trim_start().starts_with("```")
+    anchors(line).any(|at| line.get(at..).is_some_and(|rest| rest.starts_with("```")))
 }
 
 /// A bare prompt glyph alone on the line (`>`, `$`, `❯`-style prompts).
@@ -301,6 +302,15 @@ mod tests {
             Some(Start::Injected)
         );
         assert_eq!(classify("│ [[RELAY]]{}", &opts()), Some(Start::Block("{}")));
+    }
+
+    #[test]
+    fn code_fences_after_a_bullet_or_border() {
+        assert!(is_code_fence("```"));
+        assert!(is_code_fence("  ```rust"));
+        assert!(is_code_fence("⏺ ```"));
+        assert!(is_code_fence("│ ```sh"));
+        assert!(!is_code_fence("text ```"));
     }
 
     #[test]

@@ -26,47 +26,41 @@ const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(300);
 const OUTBOX_FILE_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Dispatcher {
-    client: Client,
-    agent: String,
-    outbox: PathBuf,
-    notices: mpsc::UnboundedSender<Notice>,
+    queue: mpsc::UnboundedSender<Detected>,
 }
 
 impl Dispatcher {
+    /// Starts the task that sends the agent's commands one at a time, in the order they were
+    /// printed. Only the wait for an `[await]` answer runs beside it.
     pub fn new(
         client: Client,
         agent: String,
         outbox: PathBuf,
         notices: mpsc::UnboundedSender<Notice>,
     ) -> Dispatcher {
-        Dispatcher {
-            client,
-            agent,
-            outbox,
-            notices,
-        }
+        let (queue, mut rx) = mpsc::unbounded_channel::<Detected>();
+        tokio::spawn(async move {
+            while let Some(detected) = rx.recv().await {
+                let command = match detected.command {
+                    Command::File(trigger) => match read_outbox(&outbox, &trigger.id).await {
+                        Ok(c) => c,
+                        Err(text) => {
+                            let _ = notices.send(Notice(text));
+                            continue;
+                        }
+                    },
+                    other => other,
+                };
+                if let Err(text) = execute(&client, &agent, command, &notices).await {
+                    let _ = notices.send(Notice(text));
+                }
+            }
+        });
+        Dispatcher { queue }
     }
 
     pub fn dispatch(&self, detected: Detected) {
-        let client = self.client.clone();
-        let agent = self.agent.clone();
-        let outbox = self.outbox.clone();
-        let notices = self.notices.clone();
-        tokio::spawn(async move {
-            let command = match detected.command {
-                Command::File(trigger) => match read_outbox(&outbox, &trigger.id).await {
-                    Ok(c) => c,
-                    Err(text) => {
-                        let _ = notices.send(Notice(text));
-                        return;
-                    }
-                },
-                other => other,
-            };
-            if let Err(text) = execute(&client, &agent, command).await {
-                let _ = notices.send(Notice(text));
-            }
-        });
+        let _ = self.queue.send(detected);
     }
 }
 
@@ -105,9 +99,14 @@ async fn read_outbox(outbox: &Path, id: &str) -> Result<Command, String> {
     }
 }
 
-async fn execute(client: &Client, agent: &str, command: Command) -> Result<(), String> {
+async fn execute(
+    client: &Client,
+    agent: &str,
+    command: Command,
+    notices: &mpsc::UnboundedSender<Notice>,
+) -> Result<(), String> {
     match command {
-        Command::Message(m) => send_message(client, agent, m).await,
+        Command::Message(m) => send_message(client, agent, m, notices).await,
         Command::Spawn(s) => {
             let payload = SpawnPayload {
                 name: s.name.clone(),
@@ -148,7 +147,12 @@ async fn execute(client: &Client, agent: &str, command: Command) -> Result<(), S
     }
 }
 
-async fn send_message(client: &Client, agent: &str, m: OutgoingMessage) -> Result<(), String> {
+async fn send_message(
+    client: &Client,
+    agent: &str,
+    m: OutgoingMessage,
+    notices: &mpsc::UnboundedSender<Notice>,
+) -> Result<(), String> {
     if let Some(project) = &m.project {
         if project != "*" {
             return Err(format!(
@@ -160,8 +164,11 @@ async fn send_message(client: &Client, agent: &str, m: OutgoingMessage) -> Resul
     if m.to == agent {
         return Err("you sent a message to yourself; it was not delivered".into());
     }
-    if let Some(channel) = m.to.strip_prefix('#').filter(|_| m.sync.is_none()) {
-        let _ = channel;
+    if m.to.starts_with('#') && m.sync.is_none() {
+        // Posting to a channel joins it (idempotent): the agent then also hears the replies.
+        if let Err(e) = client.join_channel(&m.to).await {
+            return Err(format!("cannot join {}: {e}", m.to));
+        }
         return client
             .channel_message(&m.to, &m.body, m.thread.as_deref())
             .await
@@ -200,15 +207,24 @@ async fn send_message(client: &Client, agent: &str, m: OutgoingMessage) -> Resul
                 .timeout_ms
                 .map(Duration::from_millis)
                 .unwrap_or(DEFAULT_SYNC_TIMEOUT);
-            match client.send_and_wait(opts, timeout).await {
-                Ok(_) => Ok(()),
-                Err(ClientError::Timeout { .. }) => Err(format!(
-                    "[await] message to {} was not confirmed within {}s",
-                    m.to,
-                    timeout.as_secs()
-                )),
-                Err(e) => Err(format!("[await] message to {} failed: {e}", m.to)),
-            }
+            let pending = client
+                .send_sync(opts, timeout)
+                .await
+                .map_err(|e| format!("[await] message to {} failed: {e}", m.to))?;
+            let notices = notices.clone();
+            let to = m.to.clone();
+            tokio::spawn(async move {
+                let text = match pending.answer().await {
+                    Ok(_) => return,
+                    Err(ClientError::Timeout { .. }) => format!(
+                        "[await] message to {to} was not confirmed within {}s",
+                        timeout.as_secs()
+                    ),
+                    Err(e) => format!("[await] message to {to} failed: {e}"),
+                };
+                let _ = notices.send(Notice(text));
+            });
+            Ok(())
         }
         None => client
             .send(opts)

@@ -158,6 +158,31 @@ impl Wrapped {
         run_args: &[&str],
     ) -> Wrapped {
         let record = project.file(&format!("{name}.record"));
+        let fake = fake_agent().display().to_string();
+        Self::spawn_run(project, name, env, run_args, &[fake.as_str()], &record).await
+    }
+
+    /// Runs `agent-relay run -n <name> <run_args> -- <command>`; started once `record` holds a
+    /// `start` event.
+    pub async fn start_cmd(
+        project: &Project,
+        name: &str,
+        run_args: &[&str],
+        command: &[&str],
+        record: &Path,
+    ) -> Wrapped {
+        Self::spawn_run(project, name, &[], run_args, command, record).await
+    }
+
+    async fn spawn_run(
+        project: &Project,
+        name: &str,
+        env: &[(&str, &str)],
+        run_args: &[&str],
+        command: &[&str],
+        record: &Path,
+    ) -> Wrapped {
+        let record = record.to_path_buf();
         let control = project.file(&format!("{name}.control"));
         let (pty, pts) = pty_process::open().expect("open pty");
         pty.resize(pty_process::Size::new(30, 100)).expect("size");
@@ -169,7 +194,7 @@ impl Wrapped {
             .arg(name)
             .args(run_args)
             .arg("--")
-            .arg(fake_agent())
+            .args(command)
             .env("FAKE_AGENT_RECORD", &record)
             .env("FAKE_AGENT_CONTROL", &control)
             .env("FAKE_AGENT_BUSY_MS", "150")
