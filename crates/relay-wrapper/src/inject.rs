@@ -169,6 +169,13 @@ impl InjectQueue {
         self.seen.remove(delivery_id);
     }
 
+    /// Whether a message with this delivery id waits in the queue.
+    pub fn contains(&self, delivery_id: &str) -> bool {
+        self.items
+            .iter()
+            .any(|(_, m)| m.delivery_id.as_deref() == Some(delivery_id))
+    }
+
     pub fn is_seen(&self, delivery_id: &str) -> bool {
         self.seen.contains(delivery_id)
     }

@@ -234,7 +234,10 @@ impl Runner {
                     channel,
                     sync_correlation: m.sync_correlation_id().map(str::to_string),
                 };
-                if self.queue.is_seen(&m.id) && !self.is_in_flight(&m.id) && !self.queued(&m.id) {
+                if self.queue.is_seen(&m.id)
+                    && !self.is_in_flight(&m.id)
+                    && !self.queue.contains(&m.id)
+                {
                     // Injected before; our ACK was lost. Acknowledge again, never type twice.
                     let _ = self.client.ack(&m.id, m.seq()).await;
                     return;
@@ -283,11 +286,6 @@ impl Runner {
 
     fn is_in_flight(&self, id: &str) -> bool {
         stage_message(&self.stage).is_some_and(|m| m.delivery_id.as_deref() == Some(id))
-    }
-
-    fn queued(&self, _id: &str) -> bool {
-        // Queued items are deduplicated by the queue itself.
-        false
     }
 
     fn on_notice(&mut self, notice: Notice) {

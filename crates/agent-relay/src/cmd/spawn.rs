@@ -35,26 +35,15 @@ pub async fn spawn(ctx: &Ctx, args: SpawnArgs) -> anyhow::Result<ExitCode> {
     let result = client.spawn(payload).await;
     client.close().await;
     let result = result?;
-    if args.json {
-        print_json(&json!(result))?;
-    } else if result.success {
-        println!(
-            "spawned {} (pid {})",
-            result.name,
-            result.pid.map_or("-".into(), |p| p.to_string())
-        );
-    } else {
-        eprintln!(
-            "agent-relay: cannot spawn {}: {}",
-            result.name,
-            result.error.as_deref().unwrap_or("refused")
-        );
-    }
-    Ok(if result.success {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let pid = result.pid.map_or("-".into(), |p| p.to_string());
+    report(
+        args.json,
+        &json!(result),
+        result.success,
+        &format!("spawned {} (pid {pid})", result.name),
+        &format!("cannot spawn {}", result.name),
+        result.error.as_deref(),
+    )
 }
 
 pub async fn release(ctx: &Ctx, args: &ReleaseArgs) -> anyhow::Result<ExitCode> {
@@ -67,18 +56,34 @@ pub async fn release(ctx: &Ctx, args: &ReleaseArgs) -> anyhow::Result<ExitCode> 
         .await;
     client.close().await;
     let result = result?;
-    if args.json {
-        print_json(&json!(result))?;
-    } else if result.success {
-        println!("released {}", result.name);
+    report(
+        args.json,
+        &json!(result),
+        result.success,
+        &format!("released {}", result.name),
+        &format!("cannot release {}", result.name),
+        result.error.as_deref(),
+    )
+}
+
+/// Prints a SPAWN/RELEASE answer (JSON, or a line on stdout / an error on stderr) and turns it
+/// into the exit code.
+fn report(
+    json: bool,
+    value: &serde_json::Value,
+    success: bool,
+    done: &str,
+    failed: &str,
+    error: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        print_json(value)?;
+    } else if success {
+        println!("{done}");
     } else {
-        eprintln!(
-            "agent-relay: cannot release {}: {}",
-            result.name,
-            result.error.as_deref().unwrap_or("refused")
-        );
+        eprintln!("agent-relay: {failed}: {}", error.unwrap_or("refused"));
     }
-    Ok(if result.success {
+    Ok(if success {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

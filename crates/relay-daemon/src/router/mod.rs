@@ -103,6 +103,25 @@ pub enum RouterMsg {
     },
 }
 
+/// A registry record for an agent seen for the first time at `now`.
+pub(crate) fn new_record(name: &str, entity: EntityType, now: u64) -> AgentRecord {
+    AgentRecord {
+        name: name.to_string(),
+        entity_type: entity.as_str().to_string(),
+        cli: None,
+        program: None,
+        model: None,
+        task: None,
+        working_directory: None,
+        team: None,
+        display_name: None,
+        first_seen: now as i64,
+        last_seen: now as i64,
+        messages_sent: 0,
+        messages_received: 0,
+    }
+}
+
 /// A registered connection, as the router sees it.
 pub(crate) struct Conn {
     pub id: u64,
@@ -487,21 +506,7 @@ impl Router {
         let record = self
             .registry
             .entry(name.clone())
-            .or_insert_with(|| AgentRecord {
-                name: name.clone(),
-                entity_type: entity.as_str().to_string(),
-                cli: None,
-                program: None,
-                model: None,
-                task: None,
-                working_directory: None,
-                team: None,
-                display_name: None,
-                first_seen: now as i64,
-                last_seen: now as i64,
-                messages_sent: 0,
-                messages_received: 0,
-            });
+            .or_insert_with(|| new_record(&name, entity, now));
         record.entity_type = entity.as_str().to_string();
         record.last_seen = now as i64;
         for (slot, value) in [

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use relay_protocol::{
-    Envelope, ErrorCode, MessageType, ReleasePayload, ReleaseResultPayload, SendPayload,
-    SpawnPayload, SpawnResultPayload,
+    EntityType, Envelope, ErrorCode, MessageType, ReleasePayload, ReleaseResultPayload,
+    SendPayload, SpawnPayload, SpawnResultPayload,
 };
 use relay_wrapper::{Mode, Wrapper, WrapperOptions};
 use tokio_util::sync::CancellationToken;
@@ -339,25 +339,8 @@ impl Router {
     /// Makes `name` a known agent so that messages to it are queued until it connects.
     fn ensure_known(&mut self, name: &str) {
         if !self.registry.contains_key(name) {
-            let now = relay_protocol::now_ms();
-            self.registry.insert(
-                name.to_string(),
-                relay_store::AgentRecord {
-                    name: name.to_string(),
-                    entity_type: "agent".into(),
-                    cli: None,
-                    program: None,
-                    model: None,
-                    task: None,
-                    working_directory: None,
-                    team: None,
-                    display_name: None,
-                    first_seen: now as i64,
-                    last_seen: now as i64,
-                    messages_sent: 0,
-                    messages_received: 0,
-                },
-            );
+            let record = super::new_record(name, EntityType::Agent, relay_protocol::now_ms());
+            self.registry.insert(name.to_string(), record);
         }
     }
 
