@@ -632,3 +632,25 @@ async fn text_that_never_appears_is_not_acknowledged() {
     assert!(!status.is_empty(), "{history}");
     drop(mute);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_reach_the_agent_and_sigterm_stops_its_process_group() {
+    let project = Project::start(&[]);
+    let mut alice = Wrapped::start(&project, "Alice", &[]).await;
+    let agent_pid = alice.records()[0]["pid"].as_u64().expect("agent pid") as u32;
+    let run_pid = alice.pid().expect("run pid") as i32;
+    let run = rustix::process::Pid::from_raw(run_pid).expect("pid");
+    // SIGINT is forwarded: the fake agent does not handle it and dies of it.
+    rustix::process::kill_process(run, rustix::process::Signal::INT).expect("SIGINT");
+    assert_eq!(alice.wait(T).await, Some(130));
+    assert!(!alive(agent_pid, true));
+
+    let mut bob = Wrapped::start(&project, "Bob", &[]).await;
+    let agent_pid = bob.records()[0]["pid"].as_u64().expect("agent pid") as u32;
+    let run_pid = bob.pid().expect("run pid") as i32;
+    let run = rustix::process::Pid::from_raw(run_pid).expect("pid");
+    rustix::process::kill_process(run, rustix::process::Signal::TERM).expect("SIGTERM");
+    let code = bob.wait(T).await;
+    assert!(matches!(code, Some(143) | Some(129)), "{code:?}");
+    assert!(!alive(agent_pid, true), "the agent's process group is gone");
+}

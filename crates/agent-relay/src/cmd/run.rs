@@ -81,19 +81,30 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(anyhow::Error::new(e)),
         };
         let stop = wrapper.stopper();
+        let pid = wrapper.pid;
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
+            let (Ok(mut term), Ok(mut hup), Ok(mut int), Ok(mut quit)) = (
                 signal(SignalKind::terminate()),
                 signal(SignalKind::hangup()),
                 signal(SignalKind::interrupt()),
+                signal(SignalKind::quit()),
             ) else {
                 return;
             };
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-                _ = int.recv() => {}
+            // SIGINT and SIGQUIT are the agent's to handle (in raw mode they arrive as keys
+            // anyway); SIGTERM and SIGHUP end the run and stop the agent's process group.
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = hup.recv() => break,
+                    _ = int.recv() => {
+                        relay_wrapper::pty::signal_group(pid, rustix::process::Signal::INT)
+                    }
+                    _ = quit.recv() => {
+                        relay_wrapper::pty::signal_group(pid, rustix::process::Signal::QUIT)
+                    }
+                }
             }
             stop.cancel();
         });
