@@ -303,28 +303,11 @@ impl Runner {
         self.queue.push_front(msg);
     }
 
-    async fn step_injection(&mut self) {
-        let now = Instant::now();
-        let stage = std::mem::replace(&mut self.stage, Stage::Idle { until: now });
-        self.stage = match stage {
-            Stage::Idle { until } => {
-                if now < until {
-                    Stage::Idle { until }
-                } else if let Some(msg) = self.queue.pop() {
-                    Stage::WaitReady {
-                        msg: Box::new(msg),
-                        since: now,
-                        attempt: 1,
-                    }
-                } else {
-                    Stage::Idle { until }
-                }
-            }
-            Stage::WaitReady {
-                msg,
-                since,
-                attempt,
-            } => {
+    /// Whether the injection in progress has to keep waiting (nothing to do this tick).
+    fn injection_waits(&self, now: Instant) -> bool {
+        match &self.stage {
+            Stage::Idle { until } => now < *until || self.queue.is_empty(),
+            Stage::WaitReady { since, .. } => {
                 let user_typing = self
                     .last_user_key
                     .is_some_and(|t| t.elapsed() < USER_TYPING_HOLD);
@@ -336,123 +319,120 @@ impl Runner {
                     self.explicit_ready,
                 );
                 let forced = since.elapsed() >= self.profile.max_wait;
-                if (verdict == Readiness::Ready && !user_typing) || forced {
-                    if forced {
-                        self.stats.forced += 1;
-                        tracing::warn!(agent = %self.opts.name, waited = ?since.elapsed(), "the agent never looked ready; typing the message anyway");
-                    }
-                    self.type_message(msg, attempt, forced).await
-                } else {
-                    Stage::WaitReady {
-                        msg,
-                        since,
-                        attempt,
-                    }
+                !forced && (verdict != Readiness::Ready || user_typing)
+            }
+            Stage::VerifyText { msg, deadline, .. } => now < *deadline && !self.marker_visible(msg),
+            Stage::Enter { at, .. } => now < *at,
+            Stage::VerifyEnter {
+                before, deadline, ..
+            } => now < *deadline && self.screen_fingerprint() == *before,
+        }
+    }
+
+    fn marker_visible(&self, msg: &Incoming) -> bool {
+        self.screen
+            .visible_text()
+            .contains(&format!("[{}]", msg.short_id))
+    }
+
+    /// Moves the injection state machine on by one transition when one is due.
+    async fn step_injection(&mut self) {
+        let now = Instant::now();
+        if self.injection_waits(now) {
+            return;
+        }
+        let stage = std::mem::replace(&mut self.stage, Stage::Idle { until: now });
+        self.stage = match stage {
+            Stage::Idle { .. } => match self.queue.pop() {
+                Some(msg) => Stage::WaitReady {
+                    msg: Box::new(msg),
+                    since: now,
+                    attempt: 1,
+                },
+                None => Stage::Idle { until: now },
+            },
+            Stage::WaitReady {
+                msg,
+                since,
+                attempt,
+            } => {
+                let forced = since.elapsed() >= self.profile.max_wait;
+                if forced {
+                    self.stats.forced += 1;
+                    tracing::warn!(agent = %self.opts.name, waited = ?since.elapsed(), "the agent never looked ready; typing the message anyway");
                 }
+                self.type_message(msg, attempt, forced).await
             }
             Stage::VerifyText {
                 msg,
                 text,
-                deadline,
                 attempt,
                 forced,
+                ..
             } => {
-                let marker = format!("[{}]", msg.short_id);
-                if self.screen.visible_text().contains(&marker) {
+                if self.marker_visible(&msg) {
                     Stage::Enter {
                         msg,
                         text,
                         at: now + self.profile.enter_delay,
                         forced,
                     }
-                } else if now >= deadline {
-                    if attempt >= self.opts.inject.attempts {
-                        self.finish(
-                            *msg,
-                            Outcome::Failed(format!(
+                } else if attempt >= self.opts.inject.attempts {
+                    self.finish(
+                        *msg,
+                        Outcome::Failed(format!(
                             "the text never appeared on the agent's screen after {attempt} attempts"
                         )),
-                        )
-                        .await
-                    } else {
-                        tracing::info!(agent = %self.opts.name, id = %msg.short_id, attempt, "injected text not seen; retrying");
-                        // Clear whatever part of it reached the input line.
-                        let _ = self.input.write(&b"\x15"[..]).await;
-                        Stage::WaitReady {
-                            msg,
-                            since: now,
-                            attempt: attempt + 1,
-                        }
-                    }
+                    )
+                    .await
                 } else {
-                    Stage::VerifyText {
+                    tracing::info!(agent = %self.opts.name, id = %msg.short_id, attempt, "injected text not seen; retrying");
+                    // Clear whatever part of it reached the input line.
+                    let _ = self.input.write(&b"\x15"[..]).await;
+                    Stage::WaitReady {
                         msg,
-                        text,
-                        deadline,
-                        attempt,
-                        forced,
+                        since: now,
+                        attempt: attempt + 1,
                     }
                 }
             }
             Stage::Enter {
-                msg,
-                text,
-                at,
-                forced,
+                msg, text, forced, ..
             } => {
-                if now < at {
-                    Stage::Enter {
-                        msg,
-                        text,
-                        at,
-                        forced,
-                    }
-                } else {
-                    let before = self.screen_fingerprint();
-                    let _ = self.input.write(&b"\r"[..]).await;
-                    Stage::VerifyEnter {
-                        msg,
-                        text,
-                        before,
-                        deadline: now + self.opts.inject.verify_enter,
-                        presses: 1,
-                        forced,
-                    }
+                let before = self.screen_fingerprint();
+                let _ = self.input.write(&b"\r"[..]).await;
+                Stage::VerifyEnter {
+                    msg,
+                    text,
+                    before,
+                    deadline: now + self.opts.inject.verify_enter,
+                    presses: 1,
+                    forced,
                 }
             }
             Stage::VerifyEnter {
                 msg,
                 text,
                 before,
-                deadline,
                 presses,
                 forced,
+                ..
             } => {
                 if self.screen_fingerprint() != before {
                     self.finish(*msg, Outcome::Delivered).await
-                } else if now >= deadline {
-                    if presses < 2 {
-                        let _ = self.input.write(&b"\r"[..]).await;
-                        Stage::VerifyEnter {
-                            msg,
-                            text,
-                            before,
-                            deadline: now + self.opts.inject.verify_enter,
-                            presses: presses + 1,
-                            forced,
-                        }
-                    } else {
-                        self.finish(*msg, Outcome::Unverified).await
-                    }
-                } else {
+                } else if presses < 2 {
+                    // The Enter may have been swallowed by a redraw: press it once more.
+                    let _ = self.input.write(&b"\r"[..]).await;
                     Stage::VerifyEnter {
                         msg,
                         text,
                         before,
-                        deadline,
-                        presses,
+                        deadline: now + self.opts.inject.verify_enter,
+                        presses: presses + 1,
                         forced,
                     }
+                } else {
+                    self.finish(*msg, Outcome::Unverified).await
                 }
             }
         };
