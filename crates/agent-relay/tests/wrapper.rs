@@ -654,3 +654,42 @@ async fn signals_reach_the_agent_and_sigterm_stops_its_process_group() {
     assert!(matches!(code, Some(143) | Some(129)), "{code:?}");
     assert!(!alive(agent_pid, true), "the agent's process group is gone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_prints_new_output_as_it_arrives() {
+    let project = Project::start(&[]);
+    let alice = Wrapped::start(&project, "Alice", &[]).await;
+    let mut follow = tokio::process::Command::new(common::BIN)
+        .args(["--project"])
+        .arg(project.path())
+        .args(["logs", "Alice", "-f", "--lines", "5"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("logs -f");
+    let mut stdout = follow.stdout.take().expect("stdout");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    alice.send(json!({"print": "a line printed after logs -f started"}));
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(T, async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stdout.read(&mut buf).await.expect("read");
+            if n == 0 {
+                return false;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&seen).contains("printed after logs -f started") {
+                return true;
+            }
+        }
+    })
+    .await;
+    assert_eq!(found.ok(), Some(true), "{}", String::from_utf8_lossy(&seen));
+    let _ = follow.kill().await;
+    // An unknown agent is a clear error.
+    let out = common::agent_relay(project.path(), &["logs", "Nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(common::text(&out.stderr).contains("no output logged for Nobody"));
+}
