@@ -44,8 +44,9 @@ pub fn fake_agent() -> PathBuf {
 
 /// A project with a running daemon, stopped on drop.
 pub struct Project {
-    pub dir: tempfile::TempDir,
+    // Fields drop in order: the daemon is stopped while its project directory still exists.
     _daemon: common::Daemon,
+    pub dir: tempfile::TempDir,
 }
 
 impl Project {
