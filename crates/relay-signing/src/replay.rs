@@ -215,7 +215,9 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(c.floor(), None, "nothing had to be dropped");
-        assert!(c.check_and_insert("bench", "m7", 1_000, 3_000, 300_000).is_err());
+        assert!(c
+            .check_and_insert("bench", "m7", 1_000, 3_000, 300_000)
+            .is_err());
     }
 
     #[test]
