@@ -159,6 +159,20 @@ pub enum Command {
     /// Stop an agent started with spawn (its whole process group)
     #[command(after_help = "Example:\n  agent-relay release Worker")]
     Release(ReleaseArgs),
+    /// Show an agent's relay history size against its token budget and its compacted context
+    #[command(after_help = "Examples:\n  \
+                          agent-relay context Backend\n  \
+                          agent-relay context Backend --compact\n  \
+                          agent-relay context Backend --compact --inject\n  \
+                          agent-relay context Backend --json\n\n\
+                          Needs a daemon started with context compaction on ([compaction] \
+                          enabled = true in relay.toml, or `agent-relay up -c \
+                          compaction.enabled=true`). --compact compacts the agent's history now, \
+                          down to the target if it is above it, and stores the result as its \
+                          snapshot; --inject delivers the snapshot to the agent as a message from \
+                          _system (held back while a sync [await] involving it is pending). See \
+                          docs/COMPACTION.md.")]
+    Context(ContextArgs),
     /// Show (and follow) an agent's terminal output
     #[command(
         after_help = "Examples:\n  agent-relay logs Worker\n  agent-relay logs Worker -f --lines 200"
@@ -336,6 +350,21 @@ pub struct HistoryArgs {
     /// Most recent messages to show
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub limit: usize,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// The agent whose context to show
+    pub agent: String,
+    /// Compact the agent's history now and store the result as its snapshot
+    #[arg(long)]
+    pub compact: bool,
+    /// Deliver the stored (or just made) snapshot to the agent now
+    #[arg(long)]
+    pub inject: bool,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,

@@ -87,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Spawn(args) => runtime()?.block_on(cmd::spawn::spawn(&ctx, args)),
         Command::Release(args) => runtime()?.block_on(cmd::spawn::release(&ctx, &args)),
         Command::Logs(args) => runtime()?.block_on(cmd::logs::run(&ctx, &args)),
+        Command::Context(args) => runtime()?.block_on(cmd::context::run(&ctx, &args)),
         Command::Bench(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

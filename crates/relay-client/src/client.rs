@@ -7,14 +7,15 @@ use relay_protocol::ids::{new_id, validate_agent_name};
 use relay_protocol::{
     now_ms, AckPayload, ChannelJoinPayload, ChannelLeavePayload, ChannelMessagePayload,
     ConsensusGetResponsePayload, ConsensusIdPayload, ConsensusListPayload,
-    ConsensusListResponsePayload, ConsensusResponsePayload, DlqCountResponsePayload, DlqFilter,
-    DlqGetPayload, DlqGetResponsePayload, DlqListResponsePayload, DlqSelectPayload,
-    DlqStatsResponsePayload, Envelope, HealthPayload, HealthResponsePayload, InboxPayload,
-    InboxResponsePayload, ListAgentsPayload, ListAgentsResponsePayload, LogPayload,
-    MessageGetPayload, MessageGetResponsePayload, MessageType, MessagesQueryPayload,
-    MessagesResponsePayload, MetricsPayload, MetricsResponsePayload, ReleasePayload,
-    ReleaseResultPayload, RemoveAgentPayload, RemoveAgentResponsePayload, SpawnPayload,
-    SpawnResultPayload, StatusResponsePayload, SyncMeta, WatchPayload,
+    ConsensusListResponsePayload, ConsensusResponsePayload, ContextPayload, ContextResponsePayload,
+    DlqCountResponsePayload, DlqFilter, DlqGetPayload, DlqGetResponsePayload,
+    DlqListResponsePayload, DlqSelectPayload, DlqStatsResponsePayload, Envelope, HealthPayload,
+    HealthResponsePayload, InboxPayload, InboxResponsePayload, ListAgentsPayload,
+    ListAgentsResponsePayload, LogPayload, MessageGetPayload, MessageGetResponsePayload,
+    MessageType, MessagesQueryPayload, MessagesResponsePayload, MetricsPayload,
+    MetricsResponsePayload, ReleasePayload, ReleaseResultPayload, RemoveAgentPayload,
+    RemoveAgentResponsePayload, SpawnPayload, SpawnResultPayload, StatusResponsePayload, SyncMeta,
+    WatchPayload,
 };
 use relay_signing::{KeyLookup, VerifyError};
 use serde::de::DeserializeOwned;
@@ -516,6 +517,30 @@ impl Client {
     ) -> Result<DlqCountResponsePayload, ClientError> {
         self.query(MessageType::DlqPurge, &sel, self.timeout())
             .await
+    }
+
+    /// An agent's context compaction state (CONTEXT): its history size against the budget and
+    /// its stored snapshot. `compact` compacts its history now (and waits for it: up to a
+    /// minute, so that an external summariser may run); `inject` delivers the snapshot to the
+    /// agent. Compaction disabled or an unknown agent is [`ClientError::Server`]
+    /// (`BAD_REQUEST`) with the reason.
+    pub async fn context(
+        &self,
+        agent: &str,
+        compact: bool,
+        inject: bool,
+    ) -> Result<ContextResponsePayload, ClientError> {
+        let payload = ContextPayload {
+            agent: agent.to_string(),
+            compact: compact.then_some(true),
+            inject: inject.then_some(true),
+        };
+        let timeout = if compact {
+            self.timeout().max(Duration::from_secs(60))
+        } else {
+            self.timeout()
+        };
+        self.query(MessageType::Context, &payload, timeout).await
     }
 
     /// Opens a proposal (PROPOSAL_CREATE) with this connection as its proposer. `req` is the

@@ -92,45 +92,43 @@ pub fn load_from(
             let Value::Table(body) = body else {
                 return Err(invalid(&origin, format!("{section} must be a [section]")));
             };
-            for (key, value) in body {
-                if !known.contains_key(&key) {
-                    return Err(invalid(
-                        &origin,
-                        format!("unknown key {section}.{key}; known keys: {}", names(known)),
-                    ));
-                }
-                set(&mut merged, &section, &key, value);
-            }
+            merge_table(&mut merged, &origin, &[section.as_str()], known, body)?;
         }
     }
 
-    for (section, body) in &schema {
-        let Value::Table(body) = body else { continue };
-        for (key, default) in body {
-            let var = format!(
-                "AGENT_RELAY_{}_{}",
-                section.to_uppercase(),
-                key.to_uppercase()
-            );
-            if let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) {
-                let value = parse_like(default, raw)
-                    .map_err(|m| invalid(&format!("environment variable {var}"), m))?;
-                set(&mut merged, section, key, value);
-            }
+    let mut keys = Vec::new();
+    leaf_keys(&schema, &mut Vec::new(), &mut keys);
+    for (path, default) in keys {
+        let var = format!("AGENT_RELAY_{}", path.join("_").to_uppercase());
+        if let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) {
+            let value = parse_like(default, raw)
+                .map_err(|m| invalid(&format!("environment variable {var}"), m))?;
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            set_path(&mut merged, &path, value);
         }
     }
     apply_compat_env(&mut merged, env)?;
 
     for o in overrides {
         let origin = format!("override {}={}", o.key, o.value);
-        let (section, key) = o.key.split_once('.').unwrap_or((o.key.as_str(), ""));
-        let default = schema
-            .get(section)
-            .and_then(|s| s.as_table())
-            .and_then(|t| t.get(key))
-            .ok_or_else(|| invalid(&origin, format!("unknown key {}", o.key)))?;
+        let path: Vec<&str> = o.key.split('.').collect();
+        let default = match lookup(&schema, &path) {
+            Some(Value::Table(t)) if path.len() > 1 => {
+                return Err(invalid(
+                    &origin,
+                    format!(
+                        "{} is a table; set one of its keys, e.g. {}.{}",
+                        o.key,
+                        o.key,
+                        t.keys().next().map(String::as_str).unwrap_or("key")
+                    ),
+                ))
+            }
+            Some(v) if path.len() > 1 => v,
+            _ => return Err(invalid(&origin, format!("unknown key {}", o.key))),
+        };
         let value = parse_like(default, &o.value).map_err(|m| invalid(&origin, m))?;
-        set(&mut merged, section, key, value);
+        set_path(&mut merged, &path, value);
     }
 
     let config: RelayConfig = Value::Table(merged)
@@ -241,14 +239,89 @@ fn parse_like(default: &Value, raw: &str) -> Result<Value, String> {
 }
 
 fn set(table: &mut Table, section: &str, key: &str, value: Value) {
-    if let Some(Value::Table(s)) = table.get_mut(section) {
-        // Integers given where a float is expected are fine (rate_limit_per_sec = 500).
-        let value = match (s.get(key), value) {
-            (Some(Value::Float(_)), Value::Integer(i)) => Value::Float(i as f64),
-            (_, v) => v,
-        };
-        s.insert(key.to_string(), value);
+    set_path(table, &[section, key], value)
+}
+
+/// Sets the value at `path` (section, key, and for nested tables such as
+/// `[compaction.summarizer]` the sub-keys) if the tables on the way exist.
+fn set_path(table: &mut Table, path: &[&str], value: Value) {
+    let Some((key, tables)) = path.split_last() else {
+        return;
+    };
+    let mut current = table;
+    for name in tables {
+        match current.get_mut(*name) {
+            Some(Value::Table(t)) => current = t,
+            _ => return,
+        }
     }
+    // Integers given where a float is expected are fine (rate_limit_per_sec = 500).
+    let value = match (current.get(*key), value) {
+        (Some(Value::Float(_)), Value::Integer(i)) => Value::Float(i as f64),
+        (_, v) => v,
+    };
+    current.insert(key.to_string(), value);
+}
+
+/// The schema value at `path`, if there is one.
+fn lookup<'a>(schema: &'a Table, path: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = schema.get(*first)?;
+    for name in rest {
+        value = value.as_table()?.get(*name)?;
+    }
+    Some(value)
+}
+
+/// Every settable key below the sections of `schema` with its default: `(path, default)`, where
+/// a key holding a table (`[compaction.summarizer]`) contributes its own keys instead.
+fn leaf_keys<'a>(
+    table: &'a Table,
+    prefix: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, &'a Value)>,
+) {
+    for (key, value) in table {
+        prefix.push(key.clone());
+        match value {
+            Value::Table(t) => leaf_keys(t, prefix, out),
+            _ if prefix.len() > 1 => out.push((prefix.clone(), value)),
+            _ => {}
+        }
+        prefix.pop();
+    }
+}
+
+/// Merges one table of the file (`body`, found at `path`) into `merged`, refusing keys the
+/// schema table `known` does not have. Sub-tables the schema knows are merged key by key.
+fn merge_table(
+    merged: &mut Table,
+    origin: &str,
+    path: &[&str],
+    known: &Table,
+    body: Table,
+) -> Result<(), ConfigError> {
+    let dotted = path.join(".");
+    for (key, value) in body {
+        let Some(default) = known.get(&key) else {
+            return Err(invalid(
+                origin,
+                format!("unknown key {dotted}.{key}; known keys: {}", names(known)),
+            ));
+        };
+        let mut at: Vec<&str> = path.to_vec();
+        at.push(&key);
+        match (default, value) {
+            (Value::Table(sub), Value::Table(body)) => merge_table(merged, origin, &at, sub, body)?,
+            (Value::Table(_), _) => {
+                return Err(invalid(
+                    origin,
+                    format!("{dotted}.{key} must be a table ([{dotted}.{key}])"),
+                ))
+            }
+            (_, value) => set_path(merged, &at, value),
+        }
+    }
+    Ok(())
 }
 
 fn names(t: &Table) -> String {

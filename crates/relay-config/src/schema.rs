@@ -18,6 +18,7 @@ pub struct RelayConfig {
     pub consensus: ConsensusSection,
     pub signing: SigningSection,
     pub spawn: SpawnSection,
+    pub compaction: CompactionSection,
     pub log: LogSection,
 }
 
@@ -341,6 +342,159 @@ impl Default for SigningSection {
     }
 }
 
+/// The compaction strategies, in their default order.
+pub const COMPACTION_STRATEGIES: [&str; 4] = [
+    "deduplicate",
+    "trim_low_importance",
+    "summarize",
+    "aggressive",
+];
+
+/// `[compaction]`: keep each agent's relay conversation within a token budget (context
+/// compaction). The daemon turns this section into the compaction library's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionSection {
+    /// Track histories, compact them and deliver the compacted context.
+    pub enabled: bool,
+    /// The token budget of one agent's context.
+    pub max_tokens: usize,
+    /// Compaction starts when a history is above `threshold × max_tokens`.
+    pub threshold: f64,
+    /// Compaction aims at `target_usage × max_tokens` or less.
+    pub target_usage: f64,
+    /// The most recent messages always kept verbatim; 0 protects none by recency.
+    pub keep_recent: usize,
+    /// `trim_low_importance` drops messages whose importance (0–100) is below this.
+    pub min_importance: u32,
+    /// Messages whose word sets have at least this Jaccard similarity are near-duplicates.
+    pub dedupe_similarity: f64,
+    /// Strategies, in the order they are tried.
+    pub strategies: Vec<String>,
+    /// `o200k` (BPE tokenizer, exact for current OpenAI models) or `heuristic` (fast estimate).
+    pub tokenizer: String,
+    /// Deliver the compacted context to the agent when its history crosses the threshold.
+    pub inject: bool,
+    /// Messages kept per agent history; the oldest are dropped beyond it.
+    pub max_history: usize,
+    pub summarizer: SummarizerSection,
+}
+
+impl Default for CompactionSection {
+    fn default() -> Self {
+        CompactionSection {
+            enabled: false,
+            max_tokens: 100_000,
+            threshold: 0.8,
+            target_usage: 0.5,
+            keep_recent: 10,
+            min_importance: 30,
+            dedupe_similarity: 0.85,
+            strategies: COMPACTION_STRATEGIES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            tokenizer: "o200k".into(),
+            inject: true,
+            max_history: 10_000,
+            summarizer: SummarizerSection::default(),
+        }
+    }
+}
+
+/// `[compaction.summarizer]`: the summariser of the `summarize` strategy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SummarizerSection {
+    /// An external command (program and arguments, quoted like in a shell, run without one) that
+    /// reads the transcript on stdin and prints the summary; empty = the built-in summariser.
+    pub command: String,
+    /// How long the command may run before it is killed and the built-in summariser is used.
+    pub timeout_ms: u64,
+    /// The most tokens a summary may have.
+    pub max_summary_tokens: usize,
+}
+
+impl Default for SummarizerSection {
+    fn default() -> Self {
+        SummarizerSection {
+            command: String::new(),
+            timeout_ms: 10_000,
+            max_summary_tokens: 1000,
+        }
+    }
+}
+
+impl CompactionSection {
+    /// Checks ranges and names; the message names the key and what is allowed.
+    pub fn validate(&self) -> Result<(), String> {
+        check(
+            self.max_tokens >= 1,
+            "compaction.max_tokens must be at least 1",
+        )?;
+        check(
+            self.threshold > 0.0 && self.threshold <= 1.0,
+            "compaction.threshold must be in (0, 1], a fraction of compaction.max_tokens",
+        )?;
+        if !(self.target_usage > 0.0 && self.target_usage < self.threshold) {
+            return Err(format!(
+                "compaction.target_usage must be in (0, compaction.threshold) = (0, {}), so \
+                 that compaction frees room below the trigger",
+                self.threshold
+            ));
+        }
+        check(
+            self.target_usage * self.max_tokens as f64 >= 1.0,
+            "compaction.target_usage × compaction.max_tokens must be at least 1 token",
+        )?;
+        check(
+            self.min_importance <= 100,
+            "compaction.min_importance must be in 0..=100",
+        )?;
+        check(
+            self.dedupe_similarity > 0.0 && self.dedupe_similarity <= 1.0,
+            "compaction.dedupe_similarity must be in (0, 1]",
+        )?;
+        for (i, name) in self.strategies.iter().enumerate() {
+            if !COMPACTION_STRATEGIES.contains(&name.as_str()) {
+                return Err(format!(
+                    "compaction.strategies contains unknown strategy {name:?}; use any of {}",
+                    COMPACTION_STRATEGIES.join(", ")
+                ));
+            }
+            if self.strategies[..i].contains(name) {
+                return Err(format!(
+                    "compaction.strategies lists {name:?} more than once; list each at most once"
+                ));
+            }
+        }
+        if !matches!(
+            self.tokenizer.as_str(),
+            "o200k" | "o200k_base" | "heuristic"
+        ) {
+            return Err(format!(
+                "compaction.tokenizer is {:?}; use \"o200k\" (BPE tokenizer) or \"heuristic\" \
+                 (fast estimate)",
+                self.tokenizer
+            ));
+        }
+        check(
+            self.max_history >= 1,
+            "compaction.max_history must be at least 1",
+        )?;
+        let s = &self.summarizer;
+        check(
+            s.timeout_ms >= 1,
+            "compaction.summarizer.timeout_ms must be at least 1 (milliseconds)",
+        )?;
+        check(
+            s.max_summary_tokens >= 16,
+            "compaction.summarizer.max_summary_tokens must be at least 16",
+        )?;
+        Ok(())
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -449,6 +603,7 @@ impl RelayConfig {
             s.queue_capacity >= 64,
             "store.queue_capacity must be at least 64",
         )?;
+        self.compaction.validate()?;
         Ok(())
     }
 

@@ -11,6 +11,7 @@
 //! channels. Undeliverable messages go to a [`failure::FailureSink`].
 
 pub mod auth;
+pub mod compaction;
 pub mod connection;
 pub mod dlq;
 pub mod failure;

@@ -36,6 +36,10 @@ pub enum DaemonError {
     Store(#[from] relay_store::StoreError),
     #[error("cannot open the dead letter queue: {0}; fix [dlq] in relay.toml or set dlq.enabled = false")]
     Dlq(#[from] relay_dlq::DlqError),
+    #[error("invalid [compaction] configuration: {0}; fix it in relay.toml (or with -c compaction.<key>=<value>), or set compaction.enabled = false")]
+    Compaction(String),
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
 }
 
 /// Optional subsystems a daemon runs with.
@@ -258,6 +262,18 @@ pub async fn run(
         socket_path,
         project: subsystems.project.clone(),
     });
+    // Checked before anything starts: an invalid section stops the daemon, naming the key.
+    let compaction = if shared.config.compaction.enabled {
+        let (service, handle) = crate::compaction::channel(
+            &shared.config.compaction,
+            store.clone(),
+            shared.router_tx.clone(),
+        )
+        .map_err(DaemonError::Compaction)?;
+        Some((service, handle))
+    } else {
+        None
+    };
     let (failures, dlq_handle, dlq_task): (Box<dyn FailureSink>, _, _) = match subsystems.dlq {
         Some(backend) => {
             let (service, handle, sink) = crate::dlq::channel(
@@ -308,6 +324,14 @@ pub async fn run(
     } else {
         None
     };
+    let (compaction_handle, compaction_task) = match compaction {
+        Some((service, handle)) => {
+            let done = crate::compaction::spawn(service)
+                .map_err(|e| DaemonError::Thread("compaction", e))?;
+            (Some(handle), Some(done))
+        }
+        None => (None, None),
+    };
     let router = Router::new(
         shared.clone(),
         agents,
@@ -316,7 +340,8 @@ pub async fn run(
         dlq_handle,
         consensus,
         signing,
-    );
+    )
+    .with_compaction(compaction_handle);
     let router_task = tokio::spawn(router.run(router_rx, shutdown.clone()));
 
     let next_id = AtomicU64::new(1);
@@ -369,6 +394,15 @@ pub async fn run(
             .is_err()
         {
             tracing::error!("the dead letter queue did not finish within 10 s of shutdown");
+        }
+    }
+    // Likewise the compaction service, which finishes the compactions still running.
+    if let Some(task) = compaction_task {
+        if tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            tracing::error!("the compaction service did not finish within 10 s of shutdown");
         }
     }
     // Give writers a moment to flush their BYE frames.

@@ -17,6 +17,7 @@
 //! `payload.data` and `payload_meta` are preserved.
 
 mod codec;
+pub mod context;
 pub mod dlq;
 mod envelope;
 pub mod ids;
@@ -24,6 +25,7 @@ mod message_type;
 pub mod payloads;
 
 pub use codec::{encode_frame, FrameCodec, FrameError, DEFAULT_MAX_FRAME_BYTES};
+pub use context::*;
 pub use dlq::*;
 pub use envelope::{empty_object, now_ms, to_raw, Envelope, EnvelopeError, PROTOCOL_VERSION};
 pub use message_type::MessageType;

@@ -116,6 +116,8 @@ message_types! {
     ConsensusStats => "CONSENSUS_STATS",
     ConsensusStatsResponse => "CONSENSUS_STATS_RESPONSE",
     ConsensusCancel => "CONSENSUS_CANCEL",
+    Context => "CONTEXT",
+    ContextResponse => "CONTEXT_RESPONSE",
 }
 
 impl MessageType {
@@ -142,6 +144,7 @@ impl MessageType {
             ConsensusList => ConsensusListResponse,
             ConsensusGet => ConsensusGetResponse,
             ConsensusStats => ConsensusStatsResponse,
+            Context => ContextResponse,
             _ => return None,
         })
     }
@@ -177,7 +180,7 @@ mod tests {
             assert_eq!(&parsed, t);
             assert_ne!(parsed, MessageType::Unknown(t.as_str().into()));
         }
-        assert_eq!(MessageType::ALL.len(), 74);
+        assert_eq!(MessageType::ALL.len(), 76);
     }
 
     #[test]

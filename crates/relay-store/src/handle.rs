@@ -15,8 +15,8 @@ use crate::memory::MemoryBackend;
 use crate::metrics::{MetricsCell, StoreMetrics};
 use crate::sqlite::SqliteBackend;
 use crate::types::{
-    AgentRecord, ChannelMembership, MessageQuery, ProposalRecord, Query, QueryResult, SeqSeed,
-    SessionRecord, StoreStats, StoredMessage, WriteOp,
+    AgentRecord, ChannelMembership, ContextSnapshot, MessageQuery, ProposalRecord, Query,
+    QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
 };
 use crate::writer::{Command, Core, Writer};
 
@@ -346,6 +346,48 @@ impl StoreHandle {
         }
     }
 
+    /// The context snapshot of `agent`, if one was stored.
+    pub async fn context_snapshot(
+        &self,
+        agent: impl Into<String>,
+    ) -> Result<Option<ContextSnapshot>, StoreError> {
+        match self
+            .query(Query::ContextSnapshot {
+                agent: agent.into(),
+            })
+            .await?
+        {
+            QueryResult::ContextSnapshot(snapshot) => Ok(snapshot),
+            other => Err(unexpected("ContextSnapshot", &other)),
+        }
+    }
+
+    /// The newest `limit` messages of `agent`'s conversation (sent by it, addressed to it, or
+    /// posted to one of `channels`), at or after `since_ts` when given, **oldest first**.
+    pub async fn conversation(
+        &self,
+        agent: impl Into<String>,
+        channels: Vec<String>,
+        since_ts: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        match self
+            .query(Query::Conversation {
+                agent: agent.into(),
+                channels,
+                since_ts,
+                limit,
+            })
+            .await?
+        {
+            QueryResult::Messages(mut rows) => {
+                rows.reverse();
+                Ok(rows)
+            }
+            other => Err(unexpected("Messages", &other)),
+        }
+    }
+
     /// Row counts and the oldest message timestamp.
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
         match self.query(Query::Stats).await? {
@@ -419,6 +461,7 @@ fn unexpected(wanted: &str, got: &QueryResult) -> StoreError {
         QueryResult::Stats(_) => "Stats",
         QueryResult::Proposals(_) => "Proposals",
         QueryResult::Signatures(_) => "Signatures",
+        QueryResult::ContextSnapshot(_) => "ContextSnapshot",
     };
     StoreError::Internal(format!(
         "backend answered {got} where {wanted} was expected"

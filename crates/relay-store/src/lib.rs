@@ -82,7 +82,7 @@ pub use memory::MemoryBackend;
 pub use metrics::StoreMetrics;
 pub use sqlite::SqliteBackend;
 pub use types::{
-    is_channel_recipient, member_key, now_ms, AgentRecord, ChannelMembership, MessageQuery,
-    MessageStatus, Order, ParseStatusError, ProposalRecord, Query, QueryResult, SeqSeed,
-    SessionRecord, StoreStats, StoredMessage, WriteOp,
+    is_channel_recipient, member_key, now_ms, AgentRecord, ChannelMembership, ContextSnapshot,
+    MessageQuery, MessageStatus, Order, ParseStatusError, ProposalRecord, Query, QueryResult,
+    SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
 };

@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::types::{
-    is_channel_recipient, member_key, AgentRecord, ChannelMembership, MessageQuery, Order,
-    ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
+    is_channel_recipient, member_key, AgentRecord, ChannelMembership, ContextSnapshot,
+    MessageQuery, Order, ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord, StoreStats,
+    StoredMessage, WriteOp,
 };
 
 /// Position of a message: `(ts, insertion sequence)`. Ordering by key is the
@@ -49,6 +50,7 @@ pub struct MemoryBackend {
     memberships: BTreeMap<(String, String), ChannelMembership>,
     proposals: BTreeMap<String, ProposalRecord>,
     signatures: BTreeMap<(String, String), i64>,
+    snapshots: HashMap<String, ContextSnapshot>,
     evicted_pending: u64,
 }
 
@@ -68,6 +70,7 @@ impl MemoryBackend {
             memberships: BTreeMap::new(),
             proposals: BTreeMap::new(),
             signatures: BTreeMap::new(),
+            snapshots: HashMap::new(),
             evicted_pending: 0,
         }
     }
@@ -241,6 +244,7 @@ impl MemoryBackend {
                 self.sessions.retain(|_, (_, s)| &s.agent_name != name);
                 let key = member_key(name);
                 self.memberships.retain(|(_, member), _| member != &key);
+                self.snapshots.remove(name);
                 if *remove_messages {
                     let doomed: Vec<Key> = self
                         .messages
@@ -270,6 +274,9 @@ impl MemoryBackend {
             }
             WriteOp::PruneSignatures { before } => {
                 self.signatures.retain(|_, t| *t >= *before);
+            }
+            WriteOp::PutContextSnapshot(c) => {
+                self.snapshots.insert(c.agent.clone(), c.clone());
             }
             WriteOp::PruneProposals { settled_before } => {
                 self.proposals
@@ -463,6 +470,24 @@ impl Backend for MemoryBackend {
                     .collect(),
             ),
             Query::Stats => QueryResult::Stats(self.stats()),
+            Query::ContextSnapshot { agent } => {
+                QueryResult::ContextSnapshot(self.snapshots.get(agent).cloned())
+            }
+            Query::Conversation {
+                agent,
+                channels,
+                since_ts,
+                limit,
+            } => QueryResult::Messages(
+                self.messages
+                    .values()
+                    .rev()
+                    .filter(|m| since_ts.is_none_or(|since| m.ts >= since))
+                    .filter(|m| &m.from == agent || &m.to == agent || channels.contains(&m.to))
+                    .take(*limit)
+                    .cloned()
+                    .collect(),
+            ),
         })
     }
 

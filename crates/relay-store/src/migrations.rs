@@ -45,7 +45,32 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "signature replay cache",
         apply: migration_4,
     },
+    Migration {
+        version: 5,
+        description: "context compaction snapshots",
+        apply: migration_5,
+    },
 ];
+
+fn migration_5(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS context_snapshots (
+             agent TEXT PRIMARY KEY,
+             id TEXT NOT NULL,
+             created_at INTEGER NOT NULL,
+             content TEXT NOT NULL,
+             tokens INTEGER NOT NULL,
+             original_tokens INTEGER NOT NULL,
+             target_tokens INTEGER NOT NULL,
+             message_count INTEGER NOT NULL,
+             outcome TEXT NOT NULL,
+             report TEXT NOT NULL,
+             messages TEXT NOT NULL,
+             covered_until INTEGER NOT NULL
+         );",
+    )?;
+    Ok(())
+}
 
 fn migration_4(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(

@@ -19,14 +19,18 @@ use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::migrations;
 use crate::types::{
-    member_key, AgentRecord, ChannelMembership, MessageQuery, MessageStatus, Order, ProposalRecord,
-    Query, QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
+    member_key, AgentRecord, ChannelMembership, ContextSnapshot, MessageQuery, MessageStatus,
+    Order, ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage,
+    WriteOp,
 };
 
 /// Columns of `messages`, in the order [`message_from_row`] reads them.
 const MESSAGE_COLUMNS: &str = "id, ts, sender, recipient, topic, kind, body, data, payload_meta, \
     payload_extra, thread, delivery_seq, delivery_session_id, session_id, status, is_urgent, \
     is_broadcast, original_to, source_id, sig, attempts, last_error";
+
+const SNAPSHOT_COLUMNS: &str = "agent, id, created_at, content, tokens, original_tokens, \
+    target_tokens, message_count, outcome, report, messages, covered_until";
 
 const SESSION_COLUMNS: &str =
     "id, agent_name, cli, started_at, ended_at, resume_token, closed_by, message_count";
@@ -302,6 +306,62 @@ impl SqliteBackend {
         Ok(out)
     }
 
+    fn context_snapshot(&self, agent: &str) -> Result<Option<ContextSnapshot>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SNAPSHOT_COLUMNS} FROM context_snapshots WHERE agent = ?1"
+            ))?
+            .query_row([agent], |row| {
+                Ok(ContextSnapshot {
+                    agent: row.get(0)?,
+                    id: row.get(1)?,
+                    created_at: row.get(2)?,
+                    content: row.get(3)?,
+                    tokens: row.get(4)?,
+                    original_tokens: row.get(5)?,
+                    target_tokens: row.get(6)?,
+                    message_count: row.get(7)?,
+                    outcome: row.get(8)?,
+                    report: json_column(row, 9)?.unwrap_or(serde_json::Value::Null),
+                    messages: json_column(row, 10)?.unwrap_or(serde_json::Value::Null),
+                    covered_until: row.get(11)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Newest first: what `agent` sent, what was addressed to it, and what was posted to
+    /// `channels`. Walks the `ts` index backwards, so it stops after `limit` matching rows.
+    fn conversation(
+        &self,
+        agent: &str,
+        channels: &[String],
+        since_ts: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut args: Vec<SqlValue> = vec![SqlValue::Text(agent.to_string())];
+        let mut sql =
+            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE (sender = ?1 OR recipient = ?1");
+        if !channels.is_empty() {
+            let marks = vec!["?"; channels.len()].join(", ");
+            sql.push_str(&format!(" OR recipient IN ({marks})"));
+            args.extend(channels.iter().map(|c| SqlValue::Text(c.clone())));
+        }
+        sql.push(')');
+        if let Some(since) = since_ts {
+            sql.push_str(" AND ts >= ?");
+            args.push(SqlValue::Integer(since));
+        }
+        sql.push_str(" ORDER BY ts DESC, rowid DESC LIMIT ?");
+        args.push(SqlValue::Integer(to_i64(limit)));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(params_from_iter(args), message_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     fn channel_memberships(&self) -> Result<Vec<ChannelMembership>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT channel, member, joined_at FROM channel_members ORDER BY channel, member_key",
@@ -401,6 +461,15 @@ impl Backend for SqliteBackend {
                 QueryResult::Signatures(rows)
             }
             Query::Stats => QueryResult::Stats(self.stats()?),
+            Query::ContextSnapshot { agent } => {
+                QueryResult::ContextSnapshot(self.context_snapshot(agent)?)
+            }
+            Query::Conversation {
+                agent,
+                channels,
+                since_ts,
+                limit,
+            } => QueryResult::Messages(self.conversation(agent, channels, *since_ts, *limit)?),
         })
     }
 
@@ -523,6 +592,8 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
                 .execute([name])?;
             conn.prepare_cached("DELETE FROM channel_members WHERE member_key = ?1")?
                 .execute([member_key(name)])?;
+            conn.prepare_cached("DELETE FROM context_snapshots WHERE agent = ?1")?
+                .execute([name])?;
             if *remove_messages {
                 conn.prepare_cached("DELETE FROM messages WHERE sender = ?1 OR recipient = ?1")?
                     .execute([name])?;
@@ -562,6 +633,26 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
         WriteOp::PruneSignatures { before } => {
             conn.prepare_cached("DELETE FROM signature_replay WHERE t < ?1")?
                 .execute(params![before])?;
+        }
+        WriteOp::PutContextSnapshot(c) => {
+            conn.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO context_snapshots ({SNAPSHOT_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            ))?
+            .execute(params![
+                c.agent,
+                c.id,
+                c.created_at,
+                c.content,
+                c.tokens,
+                c.original_tokens,
+                c.target_tokens,
+                c.message_count,
+                c.outcome,
+                c.report.to_string(),
+                c.messages.to_string(),
+                c.covered_until,
+            ])?;
         }
         WriteOp::PruneProposals { settled_before } => {
             conn.prepare_cached(

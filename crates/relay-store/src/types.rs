@@ -395,6 +395,40 @@ pub enum WriteOp {
     RecordSignature { signer: String, m: String, t: i64 },
     /// Forget signatures made before this time (outside the replay window).
     PruneSignatures { before: i64 },
+    /// Insert or replace an agent's context snapshot (one per agent).
+    PutContextSnapshot(ContextSnapshot),
+}
+
+/// The latest compacted context of one agent (context compaction): what the agent was handed,
+/// how it was made, and the compacted history it came from, so that it survives a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextSnapshot {
+    /// The agent (primary key: one snapshot per agent).
+    pub agent: String,
+    /// Identifies this snapshot (a new one gets a new id).
+    pub id: String,
+    /// When it was made, epoch milliseconds.
+    pub created_at: i64,
+    /// The rendered context as delivered to the agent.
+    pub content: String,
+    /// Tokens of the compacted history.
+    pub tokens: i64,
+    /// Tokens of the history before compaction.
+    pub original_tokens: i64,
+    /// The compaction target in tokens.
+    pub target_tokens: i64,
+    /// Messages in the compacted history (a summary counts as one).
+    pub message_count: i64,
+    /// `reached`, `not_needed` or `cannot_reach_target`.
+    pub outcome: String,
+    /// The compaction report (a JSON object: steps, summariser, duration, …).
+    pub report: serde_json::Value,
+    /// The compacted history itself (a JSON array), from which the agent's history is rebuilt
+    /// after a restart.
+    pub messages: serde_json::Value,
+    /// Timestamp of the newest message the snapshot covers, epoch milliseconds: messages after
+    /// it are replayed on top of it when the history is rebuilt.
+    pub covered_until: i64,
 }
 
 /// A consensus proposal as stored: the engine's own JSON, plus what retention needs.
@@ -438,6 +472,17 @@ pub enum Query {
     Proposals,
     /// Signatures made at or after `since` -> [`QueryResult::Signatures`].
     RecentSignatures { since: i64 },
+    /// The context snapshot of `agent` -> [`QueryResult::ContextSnapshot`].
+    ContextSnapshot { agent: String },
+    /// The conversation `agent` took part in: messages it sent, messages addressed to it, and
+    /// messages posted to any of `channels`, with `ts >= since_ts` when given, **newest first**,
+    /// at most `limit` rows -> [`QueryResult::Messages`].
+    Conversation {
+        agent: String,
+        channels: Vec<String>,
+        since_ts: Option<i64>,
+        limit: usize,
+    },
 }
 
 /// `(from, topic, max delivery_seq)` for one stream of a session.
@@ -458,6 +503,7 @@ pub enum QueryResult {
     Proposals(Vec<ProposalRecord>),
     /// `(signer, message id, signing time)`.
     Signatures(Vec<(String, String, i64)>),
+    ContextSnapshot(Option<ContextSnapshot>),
 }
 
 /// Case-folded member name used to match channel members.

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod consensus;
+pub mod context;
 pub mod dlq;
 pub mod down;
 pub mod history;

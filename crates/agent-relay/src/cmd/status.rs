@@ -39,8 +39,9 @@ pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
     let pid = ctx.pid_from(Some(&status));
     let rss = metrics.as_ref().map(|m| m.system.heap_used);
 
+    let compaction = status.extra.get("compaction").cloned();
     if json {
-        print_json(&json!({
+        let mut out = json!({
             "running": true,
             "project": ctx.paths.root,
             "socket": ctx.socket,
@@ -51,7 +52,11 @@ pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
             "agentsOnline": online.len(),
             "agents": online,
             "daemonRssBytes": rss,
-        }))?;
+        });
+        if let (Some(c), Some(map)) = (compaction, out.as_object_mut()) {
+            map.insert("compaction".into(), c);
+        }
+        print_json(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -86,6 +91,17 @@ pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
         rss.map(|b| format!("{} (daemon RSS)", format_bytes(b)))
             .unwrap_or_else(dash)
     );
+    if let Some(c) = compaction {
+        let n = |k: &str| c["counters"][k].as_u64().unwrap_or(0);
+        println!(
+            "  context  compaction on: {} histories, {} compactions, {} contexts delivered ({} held for sync waits), {} events dropped",
+            c["histories"].as_u64().unwrap_or(0),
+            n("compactions"),
+            n("injections"),
+            n("deferredForSync"),
+            n("droppedEvents")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,6 +5,8 @@
 //! The engine itself (`relay-consensus`) is pure; this module wires it to delivery and storage.
 //! Consensus traffic is not rate-limited as user traffic and never creates registry entries.
 
+use std::time::Duration;
+
 use relay_consensus::{Command, ConsensusConfig, CreateProposal, Engine, Proposal, VotePayload};
 use relay_protocol::{
     ConsensusGetResponsePayload, ConsensusIdPayload, ConsensusListPayload,
@@ -232,6 +234,21 @@ impl Router {
         }
     }
 
+    /// Resolved proposals older than `consensus.retention_hours` are deleted.
+    pub(crate) fn prune_proposals(&mut self) {
+        let hours = self.shared.config.consensus.retention_hours;
+        if self.consensus.is_none() || hours == 0 {
+            return;
+        }
+        let before = relay_protocol::now_ms() as i64 - hours as i64 * 3_600_000;
+        self.store_write(WriteOp::PruneProposals {
+            settled_before: before,
+        });
+        if let Some(engine) = self.consensus.as_mut() {
+            engine.prune(before);
+        }
+    }
+
     /// When the next proposal expires (epoch ms).
     pub(crate) fn next_consensus_expiry(&self) -> Option<i64> {
         self.consensus.as_ref().and_then(|e| e.next_expiry())
@@ -292,6 +309,18 @@ impl Router {
         row.kind = "action".into();
         row.thread = thread;
         row.data = Some(data);
+        self.record_history(super::context::Routed {
+            id: &row.id,
+            from: CONSENSUS,
+            to,
+            recipients: super::context::Recipients::One(to),
+            kind: "action",
+            body: text,
+            thread: row.thread.as_deref(),
+            channel: None,
+            importance: None,
+            system: false,
+        });
         let Some(conn_id) = self.by_name.get(to).copied() else {
             row.status = MessageStatus::Unread;
             self.store_write(WriteOp::InsertMessage(row));
@@ -359,4 +388,15 @@ pub(crate) fn restore_engine(
     let report = engine.restore(proposals);
     tracing::debug!(?report, "consensus proposals restored");
     engine
+}
+
+/// Sleeps until the next consensus deadline (epoch ms), or forever when there is none.
+pub(crate) async fn consensus_deadline(at_ms: Option<i64>) {
+    match at_ms {
+        Some(at) => {
+            let wait = (at - relay_protocol::now_ms() as i64).max(0) as u64;
+            tokio::time::sleep(Duration::from_millis(wait)).await
+        }
+        None => std::future::pending().await,
+    }
 }

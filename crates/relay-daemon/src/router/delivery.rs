@@ -297,6 +297,8 @@ impl Router {
                         status: MessageStatus::Acked,
                         last_error: None,
                     });
+                } else {
+                    self.context_acked(&ack.ack_id);
                 }
                 self.touch_registry(&acker, 0, 1);
             }

@@ -8,6 +8,7 @@
 
 mod channels;
 pub(crate) mod consensus;
+mod context;
 mod delivery;
 mod queries;
 mod replay;
@@ -95,6 +96,8 @@ pub enum RouterMsg {
     Keys(Box<relay_signing::KeyRing>),
     /// The spawn manager's tasks report.
     Spawn(spawn::SpawnEvent),
+    /// A compacted context for an agent, from the compaction service.
+    Context(Box<crate::compaction::ContextDelivery>),
     /// Stored messages that can never be delivered (their recipient was removed).
     Undeliverable {
         rows: Vec<StoredMessage>,
@@ -182,6 +185,8 @@ pub struct Router {
     pub(crate) dlq: Option<crate::dlq::DlqHandle>,
     pub(crate) consensus: Option<relay_consensus::Engine>,
     pub(crate) signing: Option<crate::signing::SigningGuard>,
+    /// Context compaction (`[compaction] enabled`); set after [`Router::new`].
+    pub(crate) compaction: Option<context::ContextLink>,
     pub(crate) spawner: spawn::Spawner,
     ticks: u64,
     /// Message id → dead letter id, for replays in flight.
@@ -222,6 +227,7 @@ impl Router {
             dlq,
             consensus,
             signing,
+            compaction: None,
             spawner: spawn::Spawner::default(),
             ticks: 0,
             replays: HashMap::new(),
@@ -239,6 +245,7 @@ impl Router {
         registry_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_expiry = self.next_consensus_expiry();
+            let flush_at = self.history_flush_at();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -250,9 +257,11 @@ impl Router {
                 }
                 Some(expired) = self.tracker.next_expired() => self.on_delivery_timeout(expired),
                 Some(expired) = self.syncs.next_expired() => self.on_sync_timeout(expired),
-                _ = consensus_deadline(next_expiry) => self.on_consensus_expiry(),
+                _ = consensus::consensus_deadline(next_expiry) => self.on_consensus_expiry(),
+                _ = context::flush_deadline(flush_at) => {}
                 _ = registry_tick.tick() => {
                     self.flush_registry();
+                    self.retry_deferred_contexts();
                     self.release_memory_when_idle();
                     self.ticks += 1;
                     if self.ticks % 600 == 1 {
@@ -261,9 +270,9 @@ impl Router {
                     if self.ticks.is_multiple_of(60) {
                         self.prune_signatures();
                     }
-
                 }
             }
+            self.flush_history();
         }
         let grace = Duration::from_millis(self.shared.config.spawn.stop_grace_ms);
         self.spawner.stop_all(grace).await;
@@ -280,6 +289,7 @@ impl Router {
             RouterMsg::Replay(req) => self.on_replay(*req),
             RouterMsg::SystemNotice { to, text, data } => self.on_system_notice(&to, &text, data),
             RouterMsg::Spawn(event) => self.on_spawn_event(event),
+            RouterMsg::Context(delivery) => self.on_context_delivery(*delivery),
             RouterMsg::Keys(ring) => {
                 if let Some(guard) = self.signing.as_mut() {
                     guard.set_keys(*ring);
@@ -330,6 +340,7 @@ impl Router {
             | T::Metrics
             | T::MessageGet => self.on_query(conn_id, env),
             T::Spawn => self.on_spawn(conn_id, env),
+            T::Context => self.on_context_request(conn_id, env),
             T::Release => self.on_release(conn_id, env),
             T::DlqList | T::DlqGet | T::DlqStats | T::DlqReplay | T::DlqAck | T::DlqPurge => {
                 self.on_dlq_request(conn_id, env)
@@ -369,6 +380,7 @@ impl Router {
             | T::ConsensusListResponse
             | T::ConsensusGetResponse
             | T::ConsensusStatsResponse
+            | T::ContextResponse
             | T::WatchEvent => self.reply_error(
                 conn_id,
                 ErrorCode::BadRequest,
@@ -489,6 +501,7 @@ impl Router {
         }
         if !system {
             self.on_worker_registered(&name);
+            self.offer_context(&name, &reg.session.session_id);
         }
 
         let store = self.shared.store.clone();
@@ -620,21 +633,6 @@ impl Router {
         guard.forget_expired();
         let before = relay_protocol::now_ms() as i64 - guard.window_ms() as i64;
         self.store_write(WriteOp::PruneSignatures { before });
-    }
-
-    /// Resolved proposals older than `consensus.retention_hours` are deleted.
-    fn prune_proposals(&mut self) {
-        let hours = self.shared.config.consensus.retention_hours;
-        if self.consensus.is_none() || hours == 0 {
-            return;
-        }
-        let before = relay_protocol::now_ms() as i64 - hours as i64 * 3_600_000;
-        self.store_write(WriteOp::PruneProposals {
-            settled_before: before,
-        });
-        if let Some(engine) = self.consensus.as_mut() {
-            engine.prune(before);
-        }
     }
 
     fn flush_registry(&mut self) {
@@ -788,16 +786,5 @@ impl Router {
                 self.registry_dirty.insert(name.to_string());
             }
         }
-    }
-}
-
-/// Sleeps until the next consensus deadline (epoch ms), or forever when there is none.
-async fn consensus_deadline(at_ms: Option<i64>) {
-    match at_ms {
-        Some(at) => {
-            let wait = (at - relay_protocol::now_ms() as i64).max(0) as u64;
-            tokio::time::sleep(Duration::from_millis(wait)).await
-        }
-        None => std::future::pending().await,
     }
 }

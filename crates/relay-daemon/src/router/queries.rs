@@ -243,6 +243,12 @@ impl Router {
                 serde_json::to_value(dlq.snapshot()).unwrap_or_default(),
             );
         }
+        if let Some(link) = &self.compaction {
+            extra.insert(
+                "compaction".into(),
+                serde_json::to_value(link.handle.snapshot()).unwrap_or_default(),
+            );
+        }
         StatusResponsePayload {
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
             uptime: Some(self.shared.started.elapsed().as_millis() as u64),
@@ -328,6 +334,7 @@ impl Router {
             };
         }
         self.channels.remove_member_everywhere(&p.name);
+        self.forget_context(&p.name);
         let remove_messages = p.remove_messages.unwrap_or(false);
         if !remove_messages {
             // Messages still waiting for it can never be delivered now: dead-letter them.
@@ -485,6 +492,12 @@ impl Router {
             daemon.insert(
                 "dlq".into(),
                 serde_json::to_value(dlq.snapshot()).unwrap_or_default(),
+            );
+        }
+        if let Some(link) = &self.compaction {
+            daemon.insert(
+                "compaction".into(),
+                serde_json::to_value(link.handle.snapshot()).unwrap_or_default(),
             );
         }
         let sm = self.shared.store.metrics();

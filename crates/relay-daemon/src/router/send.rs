@@ -12,6 +12,7 @@ use relay_protocol::{
 use relay_store::{MessageStatus, StoredMessage, WriteOp};
 use tokio_util::time::{delay_queue, DelayQueue};
 
+use super::context::{Recipients, Routed};
 use super::delivery::{stored_from_deliver, ttl_of};
 use super::{Pushed, Router};
 use crate::failure::FailureReason;
@@ -56,6 +57,8 @@ pub(crate) struct SyncWaits {
 
 struct SyncWait {
     sender_conn: u64,
+    /// Who is awaited: an agent, or `*` / `@users`.
+    to: String,
     send_id: String,
     timeout_ms: u64,
     timer: delay_queue::Key,
@@ -68,6 +71,14 @@ impl SyncWaits {
 
     pub fn len(&self) -> usize {
         self.waits.len()
+    }
+
+    /// Whether a wait involves `agent` (connected as `conn_id`): it waits for an answer, or an
+    /// answer is awaited from it (broadcast waits count for everyone).
+    pub fn involves(&self, agent: &str, conn_id: u64) -> bool {
+        self.waits
+            .values()
+            .any(|w| w.sender_conn == conn_id || w.to == agent || w.to == "*" || w.to == "@users")
     }
 
     pub fn forget_sender(&mut self, conn_id: u64) {
@@ -161,6 +172,8 @@ impl Router {
         }
         // Consensus commands are answered by the engine: not rate-limited, never routed.
         if to == super::consensus::CONSENSUS {
+            let recipients = Recipients::None;
+            self.record_history(Routed::send(&env, &sender, &to, &payload, recipients));
             return self.on_consensus_text(&sender, &payload.body);
         }
         if let Err(wait) = self.take_token(&sender) {
@@ -189,8 +202,14 @@ impl Router {
             name => Target::Direct(name.to_string()),
         };
 
+        let mut reached = Vec::new();
+        let mut direct = None;
         let routed = match target {
-            Target::Direct(name) => self.route_direct(conn_id, &sender, &name, &env, &template),
+            Target::Direct(name) => {
+                let routed = self.route_direct(conn_id, &sender, &name, &env, &template);
+                direct = Some(name);
+                routed
+            }
             Target::Broadcast => {
                 let recipients: Vec<u64> = match env.topic.as_deref() {
                     Some(topic) => {
@@ -212,6 +231,7 @@ impl Router {
                         .map(|c| c.id)
                         .collect(),
                 };
+                reached = self.history_names(&recipients);
                 self.fan_out(conn_id, &sender, "*", recipients, &env, &template)
             }
             Target::Users => {
@@ -221,6 +241,7 @@ impl Router {
                     .filter(|c| !c.system && c.name != sender && c.entity == EntityType::User)
                     .map(|c| c.id)
                     .collect();
+                reached = self.history_names(&recipients);
                 self.fan_out(conn_id, &sender, "@users", recipients, &env, &template)
             }
         };
@@ -236,6 +257,11 @@ impl Router {
         self.touch_registry(&sender, 1, 0);
         self.shadow_copies(&sender, &to, &env);
         self.notify_watchers(&sender, &to, &env, &payload);
+        let recipients = match &direct {
+            Some(name) => Recipients::One(name),
+            None => Recipients::Names(&reached),
+        };
+        self.record_history(Routed::send(&env, &sender, &to, &payload, recipients));
         if let Some(s) = sync {
             let timeout_ms = s
                 .timeout_ms
@@ -249,6 +275,7 @@ impl Router {
                 s.correlation_id,
                 SyncWait {
                     sender_conn: conn_id,
+                    to: to.clone(),
                     send_id: env.id.clone(),
                     timeout_ms,
                     timer,
@@ -276,6 +303,8 @@ impl Router {
         }
         self.touch_registry(sender, 1, 0);
         self.notify_watchers(sender, to, &env, payload);
+        let recipients = Recipients::One(to);
+        self.record_history(Routed::send(&env, sender, to, payload, recipients));
     }
 
     /// Returns the number of recipients the message was accepted for (0 = refused, already answered).
