@@ -15,6 +15,12 @@ mod since;
 
 use std::process::ExitCode;
 
+/// The daemon allocates many small, short-lived buffers on several threads (frames, rows,
+/// history entries); mimalloc serves those with thread-local free lists, where the system
+/// allocator contends on shared arenas.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use relay_config::RelayConfig;
 use tracing_subscriber::EnvFilter;

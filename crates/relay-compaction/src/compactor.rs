@@ -191,8 +191,10 @@ impl Compactor {
     /// threshold, down to the target if the configured strategies allow.
     /// Does not look at `enabled`: the caller asked.
     ///
-    /// Every message is recounted (the cache makes this cheap), so stale
-    /// `tokens` values in the input do not matter. Only the external
+    /// Every message's tokens are counted again unless this compactor's
+    /// counter (shared with the [`AgentHistory`] the messages came from)
+    /// counted that very content before, so stale or hand-set `tokens`
+    /// values in the input do not matter. Only the external
     /// summariser awaits anything; it needs a Tokio runtime with the time
     /// and I/O drivers enabled. Everything else is synchronous CPU work
     /// (tens of milliseconds for 10,000 messages).

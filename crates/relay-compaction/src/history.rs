@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::tokens::TokenCounter;
+use crate::tokens::{CountStamp, TokenCounter};
 
 /// The role of a message in an agent's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -64,6 +64,11 @@ pub struct HistoryMessage {
     /// value set by the caller.
     #[serde(default)]
     pub tokens: usize,
+    /// Which counter filled in `tokens`, over which content: a counter
+    /// trusts only its own count of unchanged content, so the compactor
+    /// does not count again what the history already counted.
+    #[serde(skip)]
+    counted: CountStamp,
 }
 
 fn default_kind() -> String {
@@ -92,6 +97,7 @@ impl HistoryMessage {
             importance: None,
             role: MessageRole::Normal,
             tokens: 0,
+            counted: CountStamp::default(),
         }
     }
 
@@ -126,9 +132,14 @@ impl HistoryMessage {
     }
 
     /// Counts the message's tokens with `counter` and stores them in
-    /// `tokens`; returns the count.
+    /// `tokens`; returns the count. A count `counter` itself made of the
+    /// same sender, recipient, channel, thread and body is reused.
     pub fn recount(&mut self, counter: &TokenCounter) -> usize {
-        self.tokens = counter.count_message(self);
+        let stamp = counter.stamp_of(self);
+        if !self.counted.matches(&stamp) {
+            self.tokens = counter.count_message(self);
+            self.counted = stamp;
+        }
         self.tokens
     }
 }

@@ -32,8 +32,8 @@ pub(crate) struct Working {
 }
 
 impl Working {
-    /// Copies `messages`, recounting every message's tokens with `counter`
-    /// (the cache makes repeated counts cheap), and marks the last
+    /// Copies `messages`, counting every message's tokens with `counter`
+    /// (reusing counts it made itself of the same content), and marks the last
     /// `keep_recent` as recent.
     pub fn new(messages: &[HistoryMessage], counter: &TokenCounter, keep_recent: usize) -> Self {
         let first_recent = messages.len().saturating_sub(keep_recent);

@@ -410,6 +410,10 @@ pub(crate) fn extractive(
     let mut budget = max_tokens - header_tokens;
     let mut chosen: Vec<&Candidate> = Vec::new();
     for candidate in ranked {
+        // The cheapest bullet is a one-token line plus its two.
+        if budget < 3 {
+            break;
+        }
         let cost = counter.count(&candidate.line()) + 2;
         if cost <= budget {
             budget -= cost;

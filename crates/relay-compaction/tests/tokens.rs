@@ -19,6 +19,19 @@ fn tokenizer_counts_known_strings() {
     assert_eq!(counter.count("hello world"), 2);
     assert_eq!(counter.count("Hello world"), 2);
     assert_eq!(counter.count("hello"), 1);
+    // Reference counts from OpenAI's tiktoken (`o200k_base`, encode_ordinary).
+    for (text, tokens) in [
+        (
+            "Relay message from Alice [a1b2c3]: the build is green ✓",
+            17,
+        ),
+        ("日本語のテキストを数える", 9),
+        ("fn main() { println!(\"hi\"); }", 9),
+        ("    indented\n\n\ttabs  and   spaces", 10),
+        ("👍🏽 café naïve", 6),
+    ] {
+        assert_eq!(counter.count(text), tokens, "{text:?}");
+    }
     // Special-token text is counted as ordinary text, never as a control token.
     assert!(counter.count("<|endoftext|>") > 1);
 }
@@ -188,4 +201,37 @@ proptest! {
     fn nonempty_text_counts_at_least_one(a in ".{1,40}") {
         prop_assert!(estimate_tokens(&a) >= 1);
     }
+}
+
+/// A count is reused only by the counter that made it and only while the
+/// counted content is unchanged; a hand-set count is never trusted.
+#[test]
+fn stored_counts_are_reused_only_when_they_are_the_counters_own() {
+    use relay_compaction::HistoryMessage;
+    let counter = TokenCounter::new(TokenizerMode::Tokenizer);
+    let mut m = HistoryMessage::new("1", "Alice", "Bob", "the schema migration is done", 1);
+    let first = m.recount(&counter);
+    assert!(first > 0);
+    let before = counter.cache_stats();
+    assert_eq!(m.recount(&counter), first);
+    let after = counter.cache_stats();
+    assert_eq!(
+        (after.hits, after.misses),
+        (before.hits, before.misses),
+        "the second count reused the stored one without counting"
+    );
+
+    m.tokens = 1;
+    m.body.push_str(" and the indexes are rebuilt");
+    assert!(m.recount(&counter) > first, "changed body is counted again");
+
+    let other = TokenCounter::new(TokenizerMode::Heuristic);
+    let mut copy = m.clone();
+    copy.tokens = 0;
+    assert_eq!(copy.recount(&other), other.count_message(&copy));
+
+    let mut forged = HistoryMessage::new("2", "Alice", "Bob", "a long body of many words", 1);
+    forged.tokens = 1;
+    assert_eq!(forged.recount(&counter), counter.count_message(&forged));
+    assert!(forged.tokens > 1);
 }

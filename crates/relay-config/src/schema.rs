@@ -377,6 +377,10 @@ pub struct CompactionSection {
     pub inject: bool,
     /// Messages kept per agent history; the oldest are dropped beyond it.
     pub max_history: usize,
+    /// Routed messages that may wait for the compaction service. When it falls further behind
+    /// (a machine saturated by routing), newer ones are not queued; the histories concerned are
+    /// rebuilt from storage once the service has caught up.
+    pub queue_events: usize,
     pub summarizer: SummarizerSection,
 }
 
@@ -397,6 +401,7 @@ impl Default for CompactionSection {
             tokenizer: "o200k".into(),
             inject: true,
             max_history: 10_000,
+            queue_events: 65_536,
             summarizer: SummarizerSection::default(),
         }
     }
@@ -455,6 +460,11 @@ impl CompactionSection {
             self.dedupe_similarity > 0.0 && self.dedupe_similarity <= 1.0,
             "compaction.dedupe_similarity must be in (0, 1]",
         )?;
+        check(
+            !self.strategies.is_empty(),
+            "compaction.strategies is empty; list at least one of deduplicate, \
+             trim_low_importance, summarize, aggressive",
+        )?;
         for (i, name) in self.strategies.iter().enumerate() {
             if !COMPACTION_STRATEGIES.contains(&name.as_str()) {
                 return Err(format!(
@@ -481,6 +491,10 @@ impl CompactionSection {
         check(
             self.max_history >= 1,
             "compaction.max_history must be at least 1",
+        )?;
+        check(
+            self.queue_events >= 1,
+            "compaction.queue_events must be at least 1",
         )?;
         let s = &self.summarizer;
         check(

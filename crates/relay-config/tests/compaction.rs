@@ -233,15 +233,18 @@ fn validation_names_the_key_and_the_allowed_range() {
         );
         assert!(e.contains("invalid configuration"), "{e}");
     }
-    // An empty strategy list is allowed: nothing but the outcome is reported.
+    // An empty strategy list could never compact anything.
+    let e = error_of(
+        Path::new("/none"),
+        &[],
+        &flags(&["compaction.strategies=[]"]),
+    );
+    assert!(e.contains("compaction.strategies is empty"), "{e}");
     let c = load_from(
         Path::new("/none"),
         &[],
-        &flags(&[
-            "compaction.strategies=[]",
-            "compaction.tokenizer=o200k_base",
-        ]),
+        &flags(&["compaction.tokenizer=o200k_base"]),
     )
     .expect("loads");
-    assert!(c.compaction.strategies.is_empty());
+    assert_eq!(c.compaction.tokenizer, "o200k_base");
 }

@@ -441,18 +441,22 @@ async fn context_requests_compact_and_inject_on_demand() {
     assert_eq!(info(&context)["snapshotId"], snapshot.id.as_str());
     assert_eq!(context.payload.body, snapshot.content);
 
-    // A history already under the target is stored as it is.
+    // A history already under the target is left alone: no snapshot is made of it.
     let qa = Agent::connect(&d, "QA").await;
     qa.send("Lead", "QA here: smoke tests are green.").await;
     lead.expect_body("QA here: smoke tests are green.").await;
     let small = t.context("QA", true, false).await.expect("compact QA");
     let result = small.result.expect("report");
     assert_eq!(result.outcome, "not_needed");
-    assert!(small
-        .snapshot
-        .expect("snapshot")
-        .content
-        .contains("smoke tests are green"));
+    assert!(small.snapshot.is_none(), "{:?}", small.snapshot);
+    assert_eq!(small.history_messages, 1);
+    // ... and a `not_needed` run does not replace the snapshot made when Backend was over it.
+    let again = t
+        .context("Backend", true, false)
+        .await
+        .expect("compact again");
+    assert_eq!(again.result.expect("report").outcome, "not_needed");
+    assert_eq!(again.snapshot.expect("kept").id, snapshot.id);
 
     // Unknown agents are refused with the reason.
     match t.context("Nobody", false, false).await {
@@ -572,4 +576,70 @@ async fn an_invalid_compaction_section_stops_the_daemon_naming_the_key() {
     let e = result.expect_err("refused").to_string();
     assert!(e.contains("invalid [compaction] configuration"), "{e}");
     assert!(e.contains("summarizer.command"), "{e}");
+}
+
+/// With a one-message queue to the compaction service, a burst of sends overflows it: the
+/// dropped messages are counted, and once the service has caught up it rebuilds the histories
+/// from storage, so they hold the whole conversation after all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_dropped_under_load_are_repaired_from_storage() {
+    let mut config = small_budget();
+    config.compaction.max_tokens = 1_000_000;
+    config.compaction.queue_events = 1;
+    let d = TestDaemon::start(config).await;
+    let lead = Agent::connect(&d, "Lead").await;
+    let mut backend = Agent::connect(&d, "Backend").await;
+    let t = tool(&d).await;
+
+    // One message on its own fits the queue: the service holds both histories from then on.
+    lead.send("Backend", "warm-up").await;
+    backend.expect_body("warm-up").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while t
+        .context("Backend", false, false)
+        .await
+        .expect("CONTEXT")
+        .history_messages
+        != 1
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the warm-up was recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    const BURST: usize = 300;
+    for i in 1..BURST {
+        lead.send("Backend", &format!("burst message {i}")).await;
+    }
+    backend
+        .expect_body(&format!("burst message {}", BURST - 1))
+        .await;
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut last = None;
+    while tokio::time::Instant::now() < deadline {
+        let c = t.context("Backend", false, false).await.expect("CONTEXT");
+        if c.history_messages as usize == BURST {
+            last = Some(c);
+            break;
+        }
+        last = Some(c);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = compaction_metrics(&t).await;
+    let dropped = m["counters"]["droppedEvents"].as_u64().unwrap_or(0);
+    assert!(dropped > 0, "the burst overflowed the queue: {m}");
+    assert!(
+        m["counters"]["historiesRepaired"].as_u64().unwrap_or(0) >= 1,
+        "{m}"
+    );
+    let c = last.expect("CONTEXT answered");
+    assert_eq!(
+        c.history_messages as usize, BURST,
+        "Backend's history holds every message again ({dropped} were dropped): {c:?}"
+    );
+    let lead_history = t.context("Lead", false, false).await.expect("CONTEXT");
+    assert_eq!(lead_history.history_messages as usize, BURST);
 }

@@ -363,12 +363,14 @@ impl StoreHandle {
     }
 
     /// The newest `limit` messages of `agent`'s conversation (sent by it, addressed to it, or
-    /// posted to one of `channels`), at or after `since_ts` when given, **oldest first**.
+    /// posted to one of `channels`), at or after `since_ts` and before `until_ts` when given,
+    /// **oldest first**.
     pub async fn conversation(
         &self,
         agent: impl Into<String>,
         channels: Vec<String>,
         since_ts: Option<i64>,
+        until_ts: Option<i64>,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         match self
@@ -376,6 +378,7 @@ impl StoreHandle {
                 agent: agent.into(),
                 channels,
                 since_ts,
+                until_ts,
                 limit,
             })
             .await?

@@ -477,12 +477,14 @@ impl Backend for MemoryBackend {
                 agent,
                 channels,
                 since_ts,
+                until_ts,
                 limit,
             } => QueryResult::Messages(
                 self.messages
                     .values()
                     .rev()
                     .filter(|m| since_ts.is_none_or(|since| m.ts >= since))
+                    .filter(|m| until_ts.is_none_or(|until| m.ts < until))
                     .filter(|m| &m.from == agent || &m.to == agent || channels.contains(&m.to))
                     .take(*limit)
                     .cloned()

@@ -338,6 +338,7 @@ impl SqliteBackend {
         agent: &str,
         channels: &[String],
         since_ts: Option<i64>,
+        until_ts: Option<i64>,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut args: Vec<SqlValue> = vec![SqlValue::Text(agent.to_string())];
@@ -352,6 +353,10 @@ impl SqliteBackend {
         if let Some(since) = since_ts {
             sql.push_str(" AND ts >= ?");
             args.push(SqlValue::Integer(since));
+        }
+        if let Some(until) = until_ts {
+            sql.push_str(" AND ts < ?");
+            args.push(SqlValue::Integer(until));
         }
         sql.push_str(" ORDER BY ts DESC, rowid DESC LIMIT ?");
         args.push(SqlValue::Integer(to_i64(limit)));
@@ -468,8 +473,11 @@ impl Backend for SqliteBackend {
                 agent,
                 channels,
                 since_ts,
+                until_ts,
                 limit,
-            } => QueryResult::Messages(self.conversation(agent, channels, *since_ts, *limit)?),
+            } => QueryResult::Messages(
+                self.conversation(agent, channels, *since_ts, *until_ts, *limit)?,
+            ),
         })
     }
 

@@ -475,12 +475,13 @@ pub enum Query {
     /// The context snapshot of `agent` -> [`QueryResult::ContextSnapshot`].
     ContextSnapshot { agent: String },
     /// The conversation `agent` took part in: messages it sent, messages addressed to it, and
-    /// messages posted to any of `channels`, with `ts >= since_ts` when given, **newest first**,
-    /// at most `limit` rows -> [`QueryResult::Messages`].
+    /// messages posted to any of `channels`, with `ts >= since_ts` and `ts < until_ts` when
+    /// given, **newest first**, at most `limit` rows -> [`QueryResult::Messages`].
     Conversation {
         agent: String,
         channels: Vec<String>,
         since_ts: Option<i64>,
+        until_ts: Option<i64>,
         limit: usize,
     },
 }

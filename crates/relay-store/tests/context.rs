@@ -107,20 +107,20 @@ async fn conversation_selects_sent_received_and_channels(f: Fixture) -> TestResu
     assert_eq!(
         ids(f
             .store
-            .conversation("A", vec!["#eng".into()], None, 100)
+            .conversation("A", vec!["#eng".into()], None, None, 100)
             .await?),
         ["1", "2", "4", "5", "7"],
         "sent, received and the channels it is in, oldest first"
     );
     assert_eq!(
-        ids(f.store.conversation("A", vec![], None, 100).await?),
+        ids(f.store.conversation("A", vec![], None, None, 100).await?),
         ["1", "2", "5", "7"],
         "its own channel posts count as sent"
     );
     assert_eq!(
         ids(f
             .store
-            .conversation("A", vec!["#eng".into()], None, 2)
+            .conversation("A", vec!["#eng".into()], None, None, 2)
             .await?),
         ["5", "7"],
         "the limit keeps the newest"
@@ -128,13 +128,21 @@ async fn conversation_selects_sent_received_and_channels(f: Fixture) -> TestResu
     assert_eq!(
         ids(f
             .store
-            .conversation("A", vec!["#eng".into()], Some(40), 100)
+            .conversation("A", vec!["#eng".into()], Some(40), None, 100)
             .await?),
         ["4", "5", "7"]
     );
+    assert_eq!(
+        ids(f
+            .store
+            .conversation("A", vec!["#eng".into()], Some(20), Some(50), 100)
+            .await?),
+        ["2", "4"],
+        "since is inclusive, until exclusive"
+    );
     assert!(f
         .store
-        .conversation("Nobody", vec![], None, 10)
+        .conversation("Nobody", vec![], None, None, 10)
         .await?
         .is_empty());
     Ok(())

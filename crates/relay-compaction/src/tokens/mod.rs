@@ -1,8 +1,9 @@
 //! Token counting: the `o200k_base` BPE tokenizer or a fast heuristic.
 //!
-//! The BPE ranks are compiled into the `tiktoken-rs` crate, so counting
-//! works offline. Building the tokenizer takes a noticeable fraction of a
-//! second, so it is built once per process, on first use (or on
+//! The BPE ranks are compiled into the `bpe-openai` crate (a byte-pair
+//! counter that gives exactly tiktoken's `o200k_base` counts, about twice
+//! as fast), so counting works offline. Loading the tokenizer takes tens of
+//! milliseconds, so it is loaded once per process, on first use (or on
 //! [`TokenCounter::preload`]), and shared by every counter.
 //!
 //! Tokenizer counts are cached by content (see [`CacheStats`]); the
@@ -13,9 +14,11 @@ mod cache;
 mod heuristic;
 
 use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use tiktoken_rs::CoreBPE;
+use bpe_openai::Tokenizer;
 
 pub use cache::CacheStats;
 use cache::{key_of, CountCache};
@@ -36,21 +39,23 @@ pub const MESSAGE_OVERHEAD_TOKENS: usize = 11;
 /// top of the thread name's.
 pub const THREAD_OVERHEAD_TOKENS: usize = 4;
 
-static O200K: OnceLock<Option<CoreBPE>> = OnceLock::new();
+static O200K: OnceLock<Option<&'static Tokenizer>> = OnceLock::new();
 
-fn o200k() -> Option<&'static CoreBPE> {
-    O200K
-        .get_or_init(|| match tiktoken_rs::o200k_base() {
+fn o200k() -> Option<&'static Tokenizer> {
+    *O200K.get_or_init(|| {
+        // The ranks are embedded at build time; loading them fails only if
+        // the crate itself is broken, and then counting falls back to the
+        // heuristic instead of taking the process down.
+        match std::panic::catch_unwind(bpe_openai::o200k_base) {
             Ok(bpe) => Some(bpe),
-            Err(error) => {
+            Err(_) => {
                 tracing::warn!(
-                    %error,
-                    "cannot build the o200k_base tokenizer; counting tokens with the heuristic"
+                    "cannot load the o200k_base tokenizer; counting tokens with the heuristic"
                 );
                 None
             }
-        })
-        .as_ref()
+        }
+    })
 }
 
 /// Counts tokens, in the configured [`TokenizerMode`], with a shared cache.
@@ -64,9 +69,39 @@ pub struct TokenCounter {
 }
 
 struct Inner {
+    /// Unique per counter (clones share it): see [`CountStamp`].
+    id: u64,
     mode: TokenizerMode,
     cache: CountCache,
 }
+
+/// Identifies a [`HistoryMessage`]'s stored count: the counter that made it
+/// and a hash of the counted fields. Two messages compare equal whatever
+/// their stamps (it is a cache, not part of the message).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CountStamp {
+    /// 0: never counted.
+    counter: u64,
+    content: u64,
+}
+
+impl CountStamp {
+    /// Whether a count carrying `self` may be reused where `current` (the
+    /// stamp of the message as it is now) is asked for.
+    pub(crate) fn matches(&self, current: &CountStamp) -> bool {
+        self.counter != 0 && self.counter == current.counter && self.content == current.content
+    }
+}
+
+impl PartialEq for CountStamp {
+    /// Always equal: the stamp must not make two otherwise equal messages
+    /// differ.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+static NEXT_COUNTER_ID: AtomicU64 = AtomicU64::new(1);
 
 impl fmt::Debug for TokenCounter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -93,6 +128,7 @@ impl TokenCounter {
     pub fn with_cache_capacity(mode: TokenizerMode, capacity: usize) -> Self {
         TokenCounter {
             inner: Arc::new(Inner {
+                id: NEXT_COUNTER_ID.fetch_add(1, Ordering::Relaxed),
                 mode,
                 cache: CountCache::new(capacity.max(2)),
             }),
@@ -136,7 +172,7 @@ impl TokenCounter {
         if let Some(count) = self.inner.cache.get(key) {
             return count;
         }
-        let count = bpe.encode_ordinary(text).len();
+        let count = bpe.count(text);
         self.inner.cache.insert(key, count);
         count
     }
@@ -159,6 +195,21 @@ impl TokenCounter {
             + recipient
             + thread
             + self.count(&message.body)
+    }
+
+    /// The stamp a count of `message` by this counter carries: the fields
+    /// [`Self::count_message`] reads, hashed.
+    pub(crate) fn stamp_of(&self, message: &HistoryMessage) -> CountStamp {
+        let mut hasher = DefaultHasher::new();
+        message.from.hash(&mut hasher);
+        message.to.hash(&mut hasher);
+        message.channel.hash(&mut hasher);
+        message.thread.hash(&mut hasher);
+        message.body.hash(&mut hasher);
+        CountStamp {
+            counter: self.inner.id,
+            content: hasher.finish(),
+        }
     }
 
     /// Hits, misses and size of the cache.

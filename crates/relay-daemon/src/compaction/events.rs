@@ -51,6 +51,17 @@ pub struct EventBatch {
 }
 
 impl EventBatch {
+    /// An empty batch with room for as much as `self` holds, so that a busy router does not
+    /// grow the buffers again after every hand-over.
+    pub fn empty_like(&self) -> EventBatch {
+        EventBatch {
+            text: String::with_capacity(self.text.len()),
+            names: Vec::with_capacity(self.names.len()),
+            events: Vec::with_capacity(self.events.len()),
+            open: 0,
+        }
+    }
+
     fn put(&mut self, s: &str) -> Range<usize> {
         let start = self.text.len();
         self.text.push_str(s);

@@ -1,9 +1,11 @@
 //! The context compaction subsystem (`[compaction]`).
 //!
 //! The router, after it has routed a message (direct, broadcast, `@users`, channel, consensus
-//! traffic), hands one small [`HistoryEvent`] to the [`CompactionService`] with a non-blocking
-//! `try_send`; when the queue is full the event is dropped and counted, never waited for. The
-//! service owns everything else:
+//! traffic), records it in an [`EventBatch`] handed to the [`CompactionService`] with a
+//! non-blocking `try_send`; when the queue is full (`compaction.queue_events`) the batch is
+//! dropped and counted, never waited for, and once the service has caught up it rebuilds the
+//! histories it holds from storage, so the gap does not stay in them. The service owns
+//! everything else:
 //! - one [`AgentHistory`](relay_compaction::AgentHistory) per participant (sender and
 //!   recipients), rebuilt lazily from storage after a restart: the stored snapshot's compacted
 //!   history, then the messages the agent sent or received after it (at most `max_history`);
@@ -24,7 +26,7 @@ mod report;
 mod requests;
 mod service;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use relay_compaction::{CompactionConfig, Strategy, SummarizerConfig, TokenizerMode};
@@ -39,8 +41,6 @@ pub use events::{EventBatch, EventFields};
 pub(crate) use requests::answer_injection;
 pub use service::CompactionService;
 
-/// Routed messages that may wait for the service. Beyond it, new ones are dropped (and counted).
-pub const COMPACTION_QUEUE: usize = 65_536;
 /// Capacity of the command channel (batches of events count as one command).
 const COMMAND_QUEUE: usize = 4096;
 /// Routed messages are handed over when this many are recorded, or when the last hand-over is
@@ -106,6 +106,8 @@ pub struct CompactionCounters {
     pub events: u64,
     /// Routed messages not recorded because the service's queue was full.
     pub dropped_events: u64,
+    /// Histories rebuilt from storage after routed messages were dropped.
+    pub histories_repaired: u64,
     pub compactions: u64,
     /// Compactions that could not reach the target (the report says why).
     pub cannot_reach_target: u64,
@@ -144,12 +146,23 @@ pub struct CompactionStatus {
     pub counters: CompactionCounters,
 }
 
+/// The router's hand-overs as both sides see them.
+#[derive(Debug, Default)]
+pub(crate) struct QueueGauge {
+    /// Events handed over and not yet processed by the service.
+    pub queued: AtomicUsize,
+    /// Events dropped since start (the queue was full); the service repairs the histories
+    /// when this grows.
+    pub dropped: AtomicU64,
+}
+
 /// The router's handle on the service.
 pub struct CompactionHandle {
     tx: mpsc::Sender<CompactionCommand>,
     status: Arc<Mutex<CompactionStatus>>,
-    /// Events handed over and not yet processed by the service.
-    queued: Arc<AtomicUsize>,
+    gauge: Arc<QueueGauge>,
+    /// `compaction.queue_events`.
+    capacity: usize,
     /// Events recorded in the current pass of the router's loop.
     pub batch: EventBatch,
     /// When to log the next warning about dropped events.
@@ -187,23 +200,26 @@ impl CompactionHandle {
         }
         self.last_flush = std::time::Instant::now();
         let n = self.batch.len();
-        let batch = std::mem::take(&mut self.batch);
-        let room = self.queued.load(Ordering::Relaxed) + n <= COMPACTION_QUEUE;
+        let next = self.batch.empty_like();
+        let batch = std::mem::replace(&mut self.batch, next);
+        let room = self.gauge.queued.load(Ordering::Relaxed) + n <= self.capacity;
         if room {
-            self.queued.fetch_add(n, Ordering::Relaxed);
+            self.gauge.queued.fetch_add(n, Ordering::Relaxed);
             match self.tx.try_send(CompactionCommand::Events(batch)) {
                 Ok(()) => return,
                 Err(_) => {
-                    self.queued.fetch_sub(n, Ordering::Relaxed);
+                    self.gauge.queued.fetch_sub(n, Ordering::Relaxed);
                 }
             }
         }
         self.counters.dropped_events += n as u64;
+        self.gauge.dropped.fetch_add(n as u64, Ordering::Relaxed);
         if self.counters.dropped_events >= self.warn_at {
             self.warn_at = self.counters.dropped_events.saturating_mul(2);
             tracing::warn!(
                 dropped = self.counters.dropped_events,
-                "the compaction service is behind; routed messages are missing from agent histories"
+                "the compaction service is behind; routed messages are left out of agent histories \
+                 until it has caught up and rebuilt them from storage"
             );
         }
     }
@@ -223,16 +239,18 @@ impl CompactionHandle {
         s.counters.injections = c.injections;
         s.counters.deferred_for_sync = c.deferred_for_sync;
         s.counters.injection_failures = c.injection_failures;
-        s.queued_events = self.queued.load(Ordering::Relaxed);
+        s.queued_events = self.gauge.queued.load(Ordering::Relaxed);
         s
     }
 }
 
-/// Runs the service on its own thread at the lowest CPU priority (nice 19 on Linux), with its
-/// own single-threaded runtime: history bookkeeping and compactions use the CPU routing leaves
-/// idle and never compete with the router or the storage thread. Under a load that saturates
-/// every core the service falls behind, and once its queue is full routed messages are dropped
-/// from the histories (counted in `droppedEvents`) rather than slowing routing down.
+/// Runs the service on its own thread under the idle scheduling policy (`SCHED_IDLE` on Linux),
+/// with its own single-threaded runtime: history bookkeeping and compactions use the CPU that
+/// routing leaves idle and give way at once when the router, the storage thread or anything
+/// else on the machine wants it. Under a load that saturates every core the service falls
+/// behind; once its queue is full, routed messages are left out (counted in `droppedEvents`)
+/// rather than slowing routing down, and the histories are rebuilt from storage when the
+/// service has caught up (`historiesRepaired`).
 ///
 /// The returned receiver completes when the service has stopped (after the router is gone).
 pub fn spawn(service: CompactionService) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
@@ -253,13 +271,15 @@ pub fn spawn(service: CompactionService) -> std::io::Result<tokio::sync::oneshot
     Ok(done_rx)
 }
 
-/// Gives the calling thread (and the threads and processes it starts) the lowest priority.
+/// Puts the calling thread (and the threads and processes it starts) under the idle policy.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        // On Linux the nice value belongs to the thread: `who = 0` is the calling thread.
-        // SAFETY: setpriority only reads its integer arguments.
-        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+        // On Linux the policy belongs to the thread: pid 0 is the calling thread.
+        // SAFETY: sched_setscheduler reads the sched_param it is given, which lives on this
+        // stack frame for the whole call, and keeps no pointer to it.
+        let param = libc::sched_param { sched_priority: 0 };
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
         if rc != 0 {
             tracing::debug!(
                 "cannot lower the compaction thread's priority: {}",
@@ -312,7 +332,7 @@ pub fn channel(
 ) -> Result<(CompactionService, CompactionHandle), String> {
     let config = library_config(section)?;
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let queued = Arc::new(AtomicUsize::new(0));
+    let gauge = Arc::new(QueueGauge::default());
     let status = Arc::new(Mutex::new(CompactionStatus {
         enabled: true,
         tokenizer: config.tokenizer.as_str().to_string(),
@@ -329,14 +349,15 @@ pub fn channel(
         router_tx,
         rx,
         status.clone(),
-        queued.clone(),
+        gauge.clone(),
     )?;
     Ok((
         service,
         CompactionHandle {
             tx,
             status,
-            queued,
+            gauge,
+            capacity: section.queue_events.max(1),
             batch: EventBatch::default(),
             warn_at: 1,
             last_flush: std::time::Instant::now(),

@@ -179,17 +179,25 @@ pub(super) fn info_of(s: &ContextSnapshot) -> ContextSnapshotInfo {
 /// `data._contextCompaction` of the delivered message.
 pub(super) fn delivery_info(s: &ContextSnapshot) -> serde_json::Value {
     let report: CompactionReport = serde_json::from_value(s.report.clone()).unwrap_or_default();
-    serde_json::json!({
+    let mut info = serde_json::json!({
         "snapshotId": s.id,
         "createdAt": s.created_at,
         "tokens": s.tokens,
         "originalTokens": s.original_tokens,
         "targetTokens": s.target_tokens,
         "outcome": s.outcome,
-        "reason": report.reason,
         "messagesKept": s.message_count,
         "originalMessages": report.original_messages,
-        "summarizer": report.summarizer,
         "trigger": report.trigger,
-    })
+    });
+    // Optional fields are left out rather than sent as null (PROTOCOL §2).
+    if let Some(map) = info.as_object_mut() {
+        if let Some(reason) = report.reason {
+            map.insert("reason".into(), serde_json::json!(reason));
+        }
+        if let Some(summarizer) = report.summarizer {
+            map.insert("summarizer".into(), serde_json::json!(summarizer));
+        }
+    }
+    info
 }

@@ -1,7 +1,7 @@
 //! The compaction task: histories, lazy rebuilds, compactions in spawned tasks, snapshots.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,12 +15,16 @@ use tokio::sync::mpsc;
 use super::report::{self, Trigger};
 use super::{
     CompactionCommand, CompactionCounters, CompactionStatus, ContextDelivery, ContextRequest,
-    EventFields,
+    EventFields, QueueGauge,
 };
 use crate::router::RouterMsg;
 
 /// Stored rows and routed messages of the same message may carry times a little apart.
 const REBUILD_SLACK_MS: u64 = 1000;
+
+/// How far before an agent's recorded first registration its rebuild still looks for messages
+/// (clock steps, and the registry's once-a-second flush).
+const REGISTRY_SLACK_MS: i64 = 60_000;
 
 /// How long shutdown waits for compactions still running, so that their snapshots are stored.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
@@ -93,8 +97,10 @@ pub struct CompactionService {
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     pub(super) agents: HashMap<String, AgentState>,
     status: Arc<Mutex<CompactionStatus>>,
-    /// Events handed over by the router and not processed yet.
-    queued: Arc<AtomicUsize>,
+    /// Events queued and dropped by the router.
+    gauge: Arc<QueueGauge>,
+    /// The drops already answered by a repair (or being answered).
+    repaired_through: u64,
     counters: CompactionCounters,
     last_compaction_ms: u64,
 }
@@ -107,7 +113,7 @@ impl CompactionService {
         router_tx: mpsc::Sender<RouterMsg>,
         rx: mpsc::Receiver<CompactionCommand>,
         status: Arc<Mutex<CompactionStatus>>,
-        queued: Arc<AtomicUsize>,
+        gauge: Arc<QueueGauge>,
     ) -> Result<CompactionService, String> {
         let compactor = Compactor::new(config.clone()).map_err(|e| e.to_string())?;
         let forced_config = CompactionConfig {
@@ -129,7 +135,8 @@ impl CompactionService {
             internal_rx,
             agents: HashMap::new(),
             status,
-            queued,
+            gauge,
+            repaired_through: 0,
             counters: CompactionCounters::default(),
             last_compaction_ms: 0,
         })
@@ -153,13 +160,17 @@ impl CompactionService {
                     for cmd in batch.drain(..) {
                         self.handle(cmd).await;
                     }
+                    self.repair_when_caught_up();
                     self.publish();
                 }
                 Some(msg) = self.internal_rx.recv() => {
                     self.internal(msg).await;
                     self.publish();
                 }
-                _ = tick.tick() => self.publish(),
+                _ = tick.tick() => {
+                    self.repair_when_caught_up();
+                    self.publish();
+                }
             }
         }
         let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
@@ -179,7 +190,7 @@ impl CompactionService {
                 for (fields, participants) in batch.iter() {
                     self.on_event(fields, &participants);
                 }
-                self.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+                self.gauge.queued.fetch_sub(batch.len(), Ordering::Relaxed);
             }
             CompactionCommand::AgentOnline { agent, session_id } => {
                 self.on_agent_online(agent, session_id).await
@@ -216,6 +227,44 @@ impl CompactionService {
         }
     }
 
+    /// After the router dropped routed messages (its queue to the service was full), and once
+    /// everything queued has been processed, rebuilds the histories held in memory from storage
+    /// so that what was dropped is in them again. A history being compacted or rebuilt is
+    /// repaired on a later pass.
+    fn repair_when_caught_up(&mut self) {
+        let dropped = self.gauge.dropped.load(Ordering::Relaxed);
+        if dropped == self.repaired_through
+            || self.gauge.queued.load(Ordering::Relaxed) > 0
+            || !self.rx.is_empty()
+        {
+            return;
+        }
+        if self.agents.values().any(|s| s.compacting || s.loading) {
+            return;
+        }
+        self.repaired_through = dropped;
+        let agents: Vec<String> = self
+            .agents
+            .iter()
+            .filter(|(_, s)| s.history.is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        tracing::info!(
+            histories = agents.len(),
+            dropped,
+            "rebuilding agent histories from storage after routed messages were dropped"
+        );
+        for agent in agents {
+            if let Some(state) = self.agents.get_mut(&agent) {
+                state.history = None;
+                state.rebuilt.clear();
+                state.retrigger_at = 0;
+                self.counters.histories_repaired += 1;
+            }
+            self.load(&agent);
+        }
+    }
+
     /// Makes sure `agent` has a state, and starts rebuilding its history if it has none yet.
     pub(super) fn ensure(&mut self, agent: &str) {
         let needs_load = match self.agents.get(agent) {
@@ -231,12 +280,16 @@ impl CompactionService {
     }
 
     /// Rebuilds `agent`'s history in a task: its stored snapshot, then what it sent or received
-    /// since (newest `max_history` messages).
+    /// since (newest `max_history` messages) up to now. Messages routed from now on reach the
+    /// service as events, so the query leaves them out: under load the storage thread would
+    /// otherwise read back thousands of rows the service is about to hear about anyway.
     fn load(&mut self, agent: &str) {
+        let started = relay_protocol::now_ms();
         if let Some(state) = self.agents.get_mut(agent) {
             state.loading = true;
-            state.load_started = relay_protocol::now_ms();
+            state.load_started = started;
         }
+        let until = i64::try_from(started).ok();
         let store = self.store.clone();
         let tx = self.internal_tx.clone();
         let limit = self.config.max_history;
@@ -251,9 +304,24 @@ impl CompactionService {
                     .filter(|m| m.member.eq_ignore_ascii_case(&agent))
                     .map(|m| m.channel)
                     .collect();
-                let since = snapshot.as_ref().map(|s| s.covered_until);
+                // Nothing involving the agent is older than its first registration (the
+                // registry is written within a second of it; an agent not found there yet is
+                // new). Bounding the query by time keeps it an index search in a large
+                // database instead of a scan back to its oldest row.
+                let first_seen = store
+                    .agents()
+                    .await?
+                    .into_iter()
+                    .find(|a| a.name == agent)
+                    .map(|a| a.first_seen)
+                    .unwrap_or(i64::try_from(started).unwrap_or(i64::MAX));
+                let registered = first_seen.saturating_sub(REGISTRY_SLACK_MS);
+                let since = Some(match snapshot.as_ref() {
+                    Some(s) => s.covered_until.max(registered),
+                    None => registered,
+                });
                 let rows = store
-                    .conversation(agent.clone(), channels, since, limit)
+                    .conversation(agent.clone(), channels, since, until, limit)
                     .await?;
                 Ok::<_, relay_store::StoreError>(Loaded { snapshot, rows })
             }
@@ -329,7 +397,10 @@ impl CompactionService {
 
     fn on_event(&mut self, event: EventFields<'_>, participants: &[&str]) {
         self.counters.events += 1;
-        let mut message = Some(report::from_event(&event));
+        let mut first = report::from_event(&event);
+        // Counted once here; the participants' copies carry the count.
+        first.recount(self.compactor.counter());
+        let mut message = Some(first);
         let last = participants.len().saturating_sub(1);
         for (i, agent) in participants.iter().enumerate() {
             self.ensure(agent);
@@ -426,16 +497,7 @@ impl CompactionService {
         ) {
             self.counters.summarizer_fallbacks += 1;
         }
-        match self
-            .store
-            .write(WriteOp::PutContextSnapshot(snapshot.clone()))
-        {
-            Ok(()) => self.counters.snapshots_stored += 1,
-            Err(e) => {
-                self.counters.store_errors += 1;
-                tracing::error!(%agent, "cannot store the context snapshot: {e}");
-            }
-        }
+        // An agent removed while its compaction ran stays removed: nothing is stored for it.
         let Some(state) = self.agents.get_mut(&agent) else {
             return;
         };
@@ -444,25 +506,36 @@ impl CompactionService {
             CompactionOutcome::CannotReachTarget { final_tokens, .. } => final_tokens + gap,
             _ => 0,
         };
-        let deliver = trigger == Trigger::Threshold
-            && self.inject
-            && result.outcome != CompactionOutcome::NotNeeded;
         let report = report::report_of(&result, trigger);
-        if let Some(history) = state.history.as_mut() {
-            history.replace_compacted(mark, result.messages);
-        }
-        state.snapshot = Some(Some(snapshot.clone()));
         let waiters = std::mem::take(&mut state.compact_waiters);
-        tracing::info!(
-            %agent,
-            tokens = snapshot.tokens,
-            original_tokens = snapshot.original_tokens,
-            outcome = %snapshot.outcome,
-            trigger = ?trigger,
-            "context snapshot stored"
-        );
-        if deliver {
-            self.deliver(&snapshot, None, None).await;
+        // A history already within the target is left as it is, and so is the snapshot made
+        // when it last was over it: a `not_needed` run has nothing better to offer.
+        if result.outcome != CompactionOutcome::NotNeeded {
+            if let Some(history) = state.history.as_mut() {
+                history.replace_compacted(mark, result.messages);
+            }
+            state.snapshot = Some(Some(snapshot.clone()));
+            match self
+                .store
+                .write(WriteOp::PutContextSnapshot(snapshot.clone()))
+            {
+                Ok(()) => self.counters.snapshots_stored += 1,
+                Err(e) => {
+                    self.counters.store_errors += 1;
+                    tracing::error!(%agent, "cannot store the context snapshot: {e}");
+                }
+            }
+            tracing::info!(
+                %agent,
+                tokens = snapshot.tokens,
+                original_tokens = snapshot.original_tokens,
+                outcome = %snapshot.outcome,
+                trigger = ?trigger,
+                "context snapshot stored"
+            );
+            if trigger == Trigger::Threshold && self.inject {
+                self.deliver(&snapshot, None, None).await;
+            }
         }
         for req in waiters {
             self.respond(req, Some(report.clone())).await;

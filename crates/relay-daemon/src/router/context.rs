@@ -422,11 +422,3 @@ impl Router {
         }
     }
 }
-
-/// Sleeps until `at`, or forever when there is nothing to wait for.
-pub(crate) async fn flush_deadline(at: Option<std::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}

@@ -243,9 +243,18 @@ impl Router {
         let mut batch = Vec::with_capacity(512);
         let mut registry_tick = tokio::time::interval(Duration::from_secs(1));
         registry_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One timer for the compaction hand-over, moved only when its deadline changes: a new
+        // sleep per pass of the loop would register and cancel a timer on every wake-up.
+        let flush_timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(flush_timer);
+        let mut armed_at = None;
         loop {
             let next_expiry = self.next_consensus_expiry();
             let flush_at = self.history_flush_at();
+            if let Some(at) = flush_at.filter(|at| armed_at != Some(*at)) {
+                flush_timer.as_mut().reset(at.into());
+                armed_at = Some(at);
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -258,7 +267,7 @@ impl Router {
                 Some(expired) = self.tracker.next_expired() => self.on_delivery_timeout(expired),
                 Some(expired) = self.syncs.next_expired() => self.on_sync_timeout(expired),
                 _ = consensus::consensus_deadline(next_expiry) => self.on_consensus_expiry(),
-                _ = context::flush_deadline(flush_at) => {}
+                _ = &mut flush_timer, if flush_at.is_some() => {}
                 _ = registry_tick.tick() => {
                     self.flush_registry();
                     self.retry_deferred_contexts();
