@@ -252,6 +252,20 @@ impl MemoryBackend {
                         .filter(|(_, m)| &m.from == name || &m.to == name)
                         .map(|(k, _)| *k)
                         .collect();
+                    // Signatures live in the rows about to go: keep them for replay protection.
+                    for k in &doomed {
+                        let Some(row) = self.messages.get(k) else {
+                            continue;
+                        };
+                        let sig = row.sig.as_ref();
+                        let m = sig.and_then(|s| s.get("m")).and_then(|m| m.as_str());
+                        let t = sig.and_then(|s| s.get("t")).and_then(|t| t.as_i64());
+                        if let (Some(m), Some(t)) = (m, t) {
+                            self.signatures
+                                .entry((row.from.clone(), m.to_string()))
+                                .or_insert(t);
+                        }
+                    }
                     for k in doomed {
                         self.remove_key(k);
                     }
@@ -467,6 +481,13 @@ impl Backend for MemoryBackend {
                     .iter()
                     .filter(|(_, t)| **t >= *since)
                     .map(|((s, m), t)| (s.clone(), m.clone(), *t))
+                    // Stored signed messages carry their signature in the row.
+                    .chain(self.messages.values().filter_map(|row| {
+                        let sig = row.sig.as_ref()?;
+                        let m = sig.get("m")?.as_str()?;
+                        let t = sig.get("t")?.as_i64()?;
+                        (t >= *since).then(|| (row.from.clone(), m.to_string(), t))
+                    }))
                     .collect(),
             ),
             Query::Stats => QueryResult::Stats(self.stats()),

@@ -39,6 +39,10 @@ const AGENT_COLUMNS: &str = "name, entity_type, cli, program, model, task, worki
     team, display_name, first_seen, last_seen, messages_sent, messages_received";
 
 /// SQL condition selecting rows that retention may delete / that are not pending.
+/// How much older than the replay window a message row may be and still carry a signature
+/// inside it (the row's time is the daemon's, the signature's the signer's).
+const SIG_ROW_SLACK_MS: i64 = 600_000;
+
 const NOT_PENDING_SQL: &str = "(status NOT IN ('unread', 'read') OR substr(recipient, 1, 1) = '#')";
 
 const INSERT_MESSAGE: &str = "INSERT OR REPLACE INTO messages (id, ts, sender, recipient, topic, \
@@ -460,9 +464,27 @@ impl Backend for SqliteBackend {
                 let mut stmt = self.conn.prepare_cached(
                     "SELECT signer, m, t FROM signature_replay WHERE t >= ?1 ORDER BY t",
                 )?;
-                let rows = stmt
+                let mut rows = stmt
                     .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                     .collect::<Result<Vec<_>, _>>()?;
+                // Signed messages that were stored keep their `_sig` in the row instead. A
+                // signature's time is within the replay window of the daemon's clock when the
+                // row is written, so rows older than that by more than the slack cannot hold one.
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT sender, json_extract(sig, '$.m'), json_extract(sig, '$.t')
+                     FROM messages
+                     WHERE ts >= ?2 AND sig IS NOT NULL AND json_extract(sig, '$.t') >= ?1",
+                )?;
+                let stored = stmt
+                    .query_map([*since, since.saturating_sub(SIG_ROW_SLACK_MS)], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?;
+                for row in stored {
+                    let row: (String, Option<String>, Option<i64>) = row?;
+                    if let (signer, Some(m), Some(t)) = row {
+                        rows.push((signer, m, t));
+                    }
+                }
                 QueryResult::Signatures(rows)
             }
             Query::Stats => QueryResult::Stats(self.stats()?),
@@ -603,6 +625,16 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
             conn.prepare_cached("DELETE FROM context_snapshots WHERE agent = ?1")?
                 .execute([name])?;
             if *remove_messages {
+                // Signatures live in the rows about to go: keep them for replay protection.
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO signature_replay (signer, m, t)
+                     SELECT sender, json_extract(sig, '$.m'), json_extract(sig, '$.t')
+                     FROM messages
+                     WHERE (sender = ?1 OR recipient = ?1) AND sig IS NOT NULL
+                       AND json_extract(sig, '$.m') IS NOT NULL
+                       AND json_extract(sig, '$.t') IS NOT NULL",
+                )?
+                .execute([name])?;
                 conn.prepare_cached("DELETE FROM messages WHERE sender = ?1 OR recipient = ?1")?
                     .execute([name])?;
             }

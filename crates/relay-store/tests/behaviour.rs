@@ -49,6 +49,7 @@ suite!(
     throughput_smoke,
     proposals_upsert_list_and_prune,
     signatures_record_query_and_prune,
+    signed_message_rows_count_as_recent_signatures,
 );
 
 fn insert(f: &Fixture, m: relay_store::StoredMessage) -> Result<(), StoreError> {
@@ -820,6 +821,31 @@ async fn proposals_upsert_list_and_prune(f: Fixture) -> TestResult {
         ["prop_b", "prop_c"],
         "old settled proposals go; pending ones never do"
     );
+    Ok(())
+}
+
+/// A stored signed message keeps its signature in the row: it counts for replay protection
+/// without a separate record, also after the agent's messages are removed.
+async fn signed_message_rows_count_as_recent_signatures(f: Fixture) -> TestResult {
+    let mut signed = msg("row-1", 1_000, "Alice", "Bob");
+    signed.sig = Some(
+        serde_json::json!({"s": "AAAA", "k": "k1", "t": 1_000, "a": "hmac-sha256", "m": "send-1"}),
+    );
+    insert(&f, signed)?;
+    insert(&f, msg("row-2", 1_000, "Alice", "Bob"))?;
+    let alice = ("Alice".to_string(), "send-1".to_string(), 1_000);
+    assert_eq!(
+        f.store.recent_signatures(500).await?,
+        std::slice::from_ref(&alice)
+    );
+    assert!(f.store.recent_signatures(2_000).await?.is_empty());
+
+    f.store.write(WriteOp::RemoveAgent {
+        name: "Alice".into(),
+        remove_messages: true,
+    })?;
+    assert_eq!(f.store.message_by_id_prefix("row-1").await?, None);
+    assert_eq!(f.store.recent_signatures(500).await?, [alice]);
     Ok(())
 }
 

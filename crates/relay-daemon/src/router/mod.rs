@@ -188,6 +188,9 @@ pub struct Router {
     /// Context compaction (`[compaction] enabled`); set after [`Router::new`].
     pub(crate) compaction: Option<context::ContextLink>,
     pub(crate) spawner: spawn::Spawner,
+    /// `(signer, message id, time)` of the frame being handled, verified and not yet persisted
+    /// for replay protection.
+    pub(crate) unrecorded_signature: Option<(String, String, i64)>,
     ticks: u64,
     /// Message id → dead letter id, for replays in flight.
     pub(crate) replays: HashMap<String, String>,
@@ -229,6 +232,7 @@ impl Router {
             signing,
             compaction: None,
             spawner: spawn::Spawner::default(),
+            unrecorded_signature: None,
             ticks: 0,
             replays: HashMap::new(),
             last_store_warning: None,
@@ -326,6 +330,15 @@ impl Router {
         if !self.conns.contains_key(&conn_id) {
             return;
         }
+        self.dispatch_frame(conn_id, env);
+        // A verified signature the frame's stored rows did not carry (nothing was stored, or
+        // the frame is not a message) is remembered on its own for replay protection.
+        if let Some((signer, m, t)) = self.unrecorded_signature.take() {
+            self.store_write(WriteOp::RecordSignature { signer, m, t });
+        }
+    }
+
+    fn dispatch_frame(&mut self, conn_id: u64, env: Envelope) {
         use MessageType as T;
         match &env.msg_type {
             T::Send => self.on_send(conn_id, env),
@@ -745,8 +758,16 @@ impl Router {
 
     /// Hands a write to the storage thread. Returns false when storage is overloaded.
     pub(crate) fn store_write(&mut self, op: WriteOp) -> bool {
+        // A stored message row keeps its `_sig`, and the replay cache is rebuilt from those rows
+        // at start-up: no separate record of the signature is needed.
+        let carries_signature = matches!(&op, WriteOp::InsertMessage(row) if row.sig.is_some());
         match self.shared.store.write(op) {
-            Ok(()) => true,
+            Ok(()) => {
+                if carries_signature {
+                    self.unrecorded_signature = None;
+                }
+                true
+            }
             Err(e) => {
                 self.counters.store_rejections += 1;
                 // One line per second at most: under overload this fires per message.

@@ -742,11 +742,8 @@ impl Router {
         match verdict {
             Ok(crate::signing::Verdict::Verified { m, t }) => {
                 self.counters.signatures_verified += 1;
-                self.store_write(WriteOp::RecordSignature {
-                    signer: sender,
-                    m,
-                    t: t as i64,
-                });
+                // Persisted with the message row, or on its own once the frame is handled.
+                self.unrecorded_signature = Some((sender, m, t as i64));
                 true
             }
             Ok(crate::signing::Verdict::Unsigned) => true,
