@@ -209,3 +209,93 @@ async fn postgres_outage_loses_nothing_and_drains_on_return() {
         ["Lost0", "Lost1", "Lost2", "Lost3", "Lost4", "Nobody1"]
     );
 }
+
+/// Dead letters spooled by a daemon that stopped during an outage, and PostgreSQL back before
+/// the next start: nothing fails any more, yet the new daemon must find the old spool, report
+/// it and drain it. (It used to start with "not degraded, nothing spooled" and drained only
+/// after a PostgreSQL failure, so this spool stayed on disk while STATUS said all was well.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_of_a_previous_run_drains_when_postgres_is_back_before_the_restart() {
+    let url = postgres_url();
+    let Some(addr) = address_of(&url) else {
+        panic!("cannot parse RELAY_TEST_POSTGRES_URL {url}")
+    };
+    if !reachable(&addr).await {
+        let msg = format!(
+            "SKIPPED: PostgreSQL not reachable at {url}; the DLQ PostgreSQL test did not run"
+        );
+        if std::env::var("RELAY_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
+            panic!("{msg} (RELAY_TEST_REQUIRE_SERVICES=1)");
+        }
+        eprintln!("\n*** {msg} ***\n");
+        return;
+    }
+    let proxy = Proxy::start(addr.clone()).await;
+    let schema = format!("dlq_e2e_{:08x}", fastrand::u32(..));
+    let proxied = url.replacen(&addr, &format!("127.0.0.1:{}", proxy.port), 1);
+
+    let mut cfg = fast_config();
+    cfg.dlq.backend = relay_config::DlqBackendKind::Postgres;
+    cfg.dlq.url = proxied;
+    cfg.dlq.schema = schema.clone();
+    cfg.dlq.check_interval_ms = 100;
+    cfg.dlq.initial_backoff_ms = 60_000;
+
+    // PostgreSQL is down for the whole first run.
+    proxy.down();
+    let mut d = TestDaemon::start(cfg).await;
+    let mut alice = d.client("Alice").await;
+    for i in 0..3 {
+        alice
+            .send_to(&format!("Gone{i}"), "during the outage")
+            .await;
+        alice.expect("NACK").await;
+    }
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        status = dlq_status(&mut alice).await;
+        if status["degraded"] == true && status["spooled"].as_u64() == Some(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["spooled"], 3, "{status}");
+    drop(alice);
+    d.stop().await;
+
+    // Back before the next start.
+    proxy.restore();
+    d.restart().await;
+    let mut alice = d.client("Alice").await;
+    for _ in 0..100 {
+        status = dlq_status(&mut alice).await;
+        if status["degraded"] == false && status["spooled"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["degraded"], false, "{status}");
+    assert_eq!(status["spooled"], 0, "{status}");
+
+    // Drained means in PostgreSQL now, while the daemon still runs.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            &format!("SELECT to_agent FROM \"{schema}\".dead_letters ORDER BY to_agent"),
+            &[],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect::<Vec<String>>());
+    drop(alice);
+    d.stop().await;
+    let _ = client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await;
+    let rows = rows.unwrap_or_else(|e| {
+        panic!("no dead letters in PostgreSQL (the spool was never drained?): {e}")
+    });
+    assert_eq!(rows, ["Gone0", "Gone1", "Gone2"]);
+}

@@ -19,6 +19,9 @@ struct Health {
     last_error: Option<String>,
     spooled: u64,
     degraded_since: Option<i64>,
+    /// `spooled` is an actual count of the spool (see
+    /// [`DlqHealth::spool_checked`]).
+    spool_checked: bool,
 }
 
 /// A primary store (PostgreSQL) with a local spool (SQLite) behind it.
@@ -34,6 +37,10 @@ struct Health {
 ///   [`DlqStore::import`] (same id, state and retry count; idempotent) and
 ///   deletes each from the fallback once the primary has it. Degraded mode
 ///   ends when the primary answers and the spool is empty.
+/// * A new wrapper knows nothing about its spool: a previous run may have
+///   left letters in it, yet `degraded` is false and `spooled` 0 until the
+///   spool is counted ([`DlqHealth::spool_checked`]). Callers must drain
+///   once at startup, whatever the status says.
 /// * **Reads** always consult both stores and merge: a letter present in
 ///   both (same `message_id` and `to`) is reported once, as the fallback's
 ///   copy (the newer one). A primary connectivity failure
@@ -87,6 +94,7 @@ impl ResilientDlq {
             last_error: health.last_error.clone(),
             spooled: health.spooled,
             degraded_since: health.degraded_since,
+            spool_checked: health.spool_checked,
         }
     }
 
@@ -149,6 +157,7 @@ impl ResilientDlq {
                 .await
             {
                 self.mark_failure(&e, now);
+                self.refresh_spooled().await;
                 return Err(e);
             }
         }
@@ -156,6 +165,7 @@ impl ResilientDlq {
         let spooled = self.fallback.count(&DlqQuery::all()).await?;
         let mut health = self.lock_health();
         health.spooled = spooled;
+        health.spool_checked = true;
         if spooled == 0 && health.degraded {
             tracing::info!("primary dead letter store is back; leaving degraded mode");
             health.degraded = false;
@@ -198,7 +208,11 @@ impl ResilientDlq {
 
     async fn refresh_spooled(&self) {
         match self.fallback.count(&DlqQuery::all()).await {
-            Ok(n) => self.lock_health().spooled = n,
+            Ok(n) => {
+                let mut health = self.lock_health();
+                health.spooled = n;
+                health.spool_checked = true;
+            }
             Err(e) => tracing::warn!(error = %e, "cannot count spooled dead letters"),
         }
     }

@@ -488,6 +488,12 @@ pub struct DlqHealth {
     pub spooled: u64,
     /// `now` of the failure that started the current degraded period.
     pub degraded_since: Option<i64>,
+    /// False until the spool has been counted (by a drain or a spool write).
+    /// Until then `spooled` is unknown and reads 0, yet the spool may hold
+    /// letters left by an earlier run: drain before trusting `degraded` and
+    /// `spooled`.
+    #[serde(default)]
+    pub spool_checked: bool,
 }
 
 /// A new dead letter id: `dlq_` and 24 random lowercase hex digits.

@@ -165,6 +165,81 @@ async fn recovered_primary_receives_the_spool() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_spool_left_by_an_earlier_run_is_unknown_until_drained() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("dlq-spool.sqlite");
+    // An earlier run spooled two letters and stopped before PostgreSQL returned.
+    let earlier = SqliteDlq::open(&path)?;
+    let mut left = Vec::new();
+    for i in 0..2 {
+        left.push(
+            earlier
+                .add(
+                    letter(&format!("m-{i}"), "alice", "bob", FailureReason::Unknown),
+                    T0 + i,
+                    None,
+                )
+                .await?,
+        );
+    }
+    earlier.close().await?;
+
+    // The next run finds the primary healthy: nothing fails, so nothing but
+    // a drain discovers the old spool, and the status must not vouch for it.
+    let inner: Arc<dyn DlqStore> = Arc::new(MemoryDlq::new());
+    let fallback: Arc<dyn DlqStore> = Arc::new(SqliteDlq::open(&path)?);
+    let dlq = ResilientDlq::new(FlakyStore::new(inner.clone()), fallback.clone());
+    let status = dlq.status();
+    assert!(
+        !status.spool_checked,
+        "a new wrapper has not seen its spool"
+    );
+    assert!(!status.degraded);
+    assert_eq!(status.spooled, 0);
+    assert_eq!(dlq.count(&DlqQuery::all()).await?, 2, "reads see the spool");
+
+    assert_eq!(dlq.drain(T0 + 10).await?, 2);
+    let status = dlq.status();
+    assert!(status.spool_checked);
+    assert!(!status.degraded);
+    assert_eq!(status.spooled, 0);
+    assert_eq!(fallback.count(&DlqQuery::all()).await?, 0);
+    let moved = inner
+        .query(&DlqQuery {
+            descending: false,
+            ..DlqQuery::all()
+        })
+        .await?;
+    assert_eq!(moved, left, "moved with their ids");
+    dlq.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_drain_still_counts_the_spool() -> TestResult {
+    let inner: Arc<dyn DlqStore> = Arc::new(MemoryDlq::new());
+    let primary = FlakyStore::new(inner.clone());
+    let (_dir, fallback) = spool()?;
+    fallback
+        .add(
+            letter("m-0", "alice", "bob", FailureReason::Unknown),
+            T0,
+            None,
+        )
+        .await?;
+    let dlq = ResilientDlq::new(primary.clone(), fallback.clone());
+    primary.set_failing(true);
+    assert!(dlq.drain(T0 + 1).await.is_err());
+    let status = dlq.status();
+    assert!(status.spool_checked);
+    assert!(status.degraded);
+    assert_eq!(status.spooled, 1);
+    assert_eq!(fallback.count(&DlqQuery::all()).await?, 1);
+    dlq.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_letter_in_both_stores_is_reported_once_and_merged_on_drain() -> TestResult {
     let inner: Arc<dyn DlqStore> = Arc::new(MemoryDlq::new());
     let primary = FlakyStore::new(inner.clone());

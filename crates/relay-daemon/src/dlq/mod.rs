@@ -47,6 +47,25 @@ impl DlqBackend {
             DlqBackend::Resilient(r) => r.clone(),
         }
     }
+
+    /// `(degraded, spooled, last_error)` for the status. Until the spool has been counted the
+    /// backend counts as degraded: the spool may still hold letters of a previous run, and
+    /// "not degraded, nothing spooled" would claim they are in PostgreSQL.
+    pub(crate) fn health(&self) -> (bool, u64, Option<String>) {
+        match self {
+            DlqBackend::Resilient(r) => {
+                let h = r.status();
+                let last_error = match h.last_error {
+                    None if !h.spool_checked => {
+                        Some("the local spool has not been checked since start".to_string())
+                    }
+                    e => e,
+                };
+                (h.degraded || !h.spool_checked, h.spooled, last_error)
+            }
+            DlqBackend::Plain(_) => (false, 0, None),
+        }
+    }
 }
 
 /// What the router tells the service.
@@ -180,9 +199,13 @@ pub fn channel(
     router_tx: mpsc::Sender<crate::router::RouterMsg>,
 ) -> (DlqService, DlqHandle, DlqSink) {
     let (tx, rx) = mpsc::channel(DLQ_QUEUE);
+    let (degraded, spooled, last_error) = backend.health();
     let status = Arc::new(Mutex::new(DlqStatus {
         enabled: true,
         backend: backend.store().backend().to_string(),
+        degraded,
+        spooled,
+        last_error,
         ..Default::default()
     }));
     let handle = DlqHandle {

@@ -69,6 +69,10 @@ impl DlqService {
     /// Runs until the router is gone (its handles dropped); every letter queued before that is
     /// stored first.
     pub async fn run(mut self) {
+        // Before any letter or request: a previous run may have left letters in the spool, and
+        // the status must not report it empty before it has been looked at.
+        self.drain_spool().await;
+        self.publish();
         self.recover_interrupted_replays().await;
         let mut check = tokio::time::interval(Duration::from_millis(self.config.check_interval_ms));
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -405,9 +409,14 @@ impl DlqService {
         }
     }
 
+    /// Moves spooled letters to PostgreSQL while there are any, while degraded, and until the
+    /// spool has been counted at all: a new `ResilientDlq` reports an empty spool even when a
+    /// previous run left letters in it, so gating on `spooled`/`degraded` alone never drained
+    /// that spool unless some PostgreSQL operation happened to fail first.
     async fn drain_spool(&mut self) {
         if let DlqBackend::Resilient(r) = &self.backend {
-            if r.status().spooled > 0 || r.status().degraded {
+            let h = r.status();
+            if h.degraded || h.spooled > 0 || !h.spool_checked {
                 match r.drain(now_ms()).await {
                     Ok(n) if n > 0 => tracing::info!(
                         moved = n,
@@ -426,13 +435,7 @@ impl DlqService {
     }
 
     pub(super) fn publish(&self) {
-        let (degraded, spooled, last_error) = match &self.backend {
-            DlqBackend::Resilient(r) => {
-                let h = r.status();
-                (h.degraded, h.spooled, h.last_error)
-            }
-            DlqBackend::Plain(_) => (false, 0, None),
-        };
+        let (degraded, spooled, last_error) = self.backend.health();
         if let Ok(mut s) = self.status.lock() {
             let dropped = s.counters.dropped;
             s.degraded = degraded;
