@@ -257,10 +257,7 @@ impl MemoryBackend {
                         let Some(row) = self.messages.get(k) else {
                             continue;
                         };
-                        let sig = row.sig.as_ref();
-                        let m = sig.and_then(|s| s.get("m")).and_then(|m| m.as_str());
-                        let t = sig.and_then(|s| s.get("t")).and_then(|t| t.as_i64());
-                        if let (Some(m), Some(t)) = (m, t) {
+                        if let Some((m, t)) = signed_id_and_time(row) {
                             self.signatures
                                 .entry((row.from.clone(), m.to_string()))
                                 .or_insert(t);
@@ -431,6 +428,12 @@ impl MemoryBackend {
     }
 }
 
+/// The signed message id and signature time a stored row's `_sig` carries, if it is signed.
+fn signed_id_and_time(row: &StoredMessage) -> Option<(&str, i64)> {
+    let sig = row.sig.as_ref()?;
+    Some((sig.get("m")?.as_str()?, sig.get("t")?.as_i64()?))
+}
+
 fn count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -483,9 +486,7 @@ impl Backend for MemoryBackend {
                     .map(|((s, m), t)| (s.clone(), m.clone(), *t))
                     // Stored signed messages carry their signature in the row.
                     .chain(self.messages.values().filter_map(|row| {
-                        let sig = row.sig.as_ref()?;
-                        let m = sig.get("m")?.as_str()?;
-                        let t = sig.get("t")?.as_i64()?;
+                        let (m, t) = signed_id_and_time(row)?;
                         (t >= *since).then(|| (row.from.clone(), m.to_string(), t))
                     }))
                     .collect(),
