@@ -1,33 +1,12 @@
 //! Behavioural suite run unchanged against every backend.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use relay_store::{
     ChannelMembership, MessageQuery, MessageStatus, Order, StoreError, StoreStats, WriteOp,
 };
-
-/// Generates one `#[tokio::test]` per backend for each listed scenario.
-macro_rules! suite {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $scenario() -> super::TestResult {
-                    super::$scenario(super::sqlite_fixture()?).await
-                }
-            )*
-        }
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $scenario() -> super::TestResult {
-                    super::$scenario(super::memory_fixture()?).await
-                }
-            )*
-        }
-    };
-}
 
 suite!(
     round_trips_every_field,

@@ -1,31 +1,11 @@
 //! Context snapshots and conversation queries, run against every backend, plus the snapshot's
 //! survival across a reopen of the SQLite file.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use relay_store::{ContextSnapshot, Store, StoreConfig, WriteOp};
-
-macro_rules! suite {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $scenario() -> super::TestResult {
-                    super::$scenario(super::sqlite_fixture()?).await
-                }
-            )*
-        }
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $scenario() -> super::TestResult {
-                    super::$scenario(super::memory_fixture()?).await
-                }
-            )*
-        }
-    };
-}
 
 suite!(
     snapshot_put_replace_and_get,

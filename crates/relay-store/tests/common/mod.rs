@@ -1,5 +1,28 @@
 //! Fixtures shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+/// Generates one `#[tokio::test]` per backend for each listed scenario (a scenario is an
+/// `async fn(Fixture) -> TestResult` in the including file).
+macro_rules! suite {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $scenario() -> super::TestResult {
+                    super::$scenario(super::sqlite_fixture()?).await
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $scenario() -> super::TestResult {
+                    super::$scenario(super::memory_fixture()?).await
+                }
+            )*
+        }
+    };
+}
 
 use relay_store::{
     AgentRecord, MessageStatus, SessionRecord, Store, StoreConfig, StoreError, StoreHandle,
