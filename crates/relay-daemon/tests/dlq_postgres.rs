@@ -82,12 +82,18 @@ impl Proxy {
     }
 }
 
-async fn dlq_status(c: &mut Client) -> serde_json::Value {
-    c.query("STATUS", json!({})).await["payload"]["dlq"].clone()
+/// PostgreSQL behind a proxy the test can take down, and a daemon configuration whose DLQ
+/// uses it in a fresh schema.
+struct Outage {
+    url: String,
+    proxy: Proxy,
+    schema: String,
+    cfg: relay_config::RelayConfig,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_outage_loses_nothing_and_drains_on_return() {
+/// `None` (after a loud notice) when PostgreSQL is not reachable; panics instead when
+/// `RELAY_TEST_REQUIRE_SERVICES=1`.
+async fn outage_setup() -> Option<Outage> {
     let url = postgres_url();
     let Some(addr) = address_of(&url) else {
         panic!("cannot parse RELAY_TEST_POSTGRES_URL {url}")
@@ -100,7 +106,7 @@ async fn postgres_outage_loses_nothing_and_drains_on_return() {
             panic!("{msg} (RELAY_TEST_REQUIRE_SERVICES=1)");
         }
         eprintln!("\n*** {msg} ***\n");
-        return;
+        return None;
     }
     let proxy = Proxy::start(addr.clone()).await;
     let schema = format!("dlq_e2e_{:08x}", fastrand::u32(..));
@@ -112,6 +118,29 @@ async fn postgres_outage_loses_nothing_and_drains_on_return() {
     cfg.dlq.schema = schema.clone();
     cfg.dlq.check_interval_ms = 100;
     cfg.dlq.initial_backoff_ms = 60_000;
+    Some(Outage {
+        url,
+        proxy,
+        schema,
+        cfg,
+    })
+}
+
+async fn dlq_status(c: &mut Client) -> serde_json::Value {
+    c.query("STATUS", json!({})).await["payload"]["dlq"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_loses_nothing_and_drains_on_return() {
+    let Some(Outage {
+        url,
+        proxy,
+        schema,
+        cfg,
+    }) = outage_setup().await
+    else {
+        return;
+    };
     let mut d = TestDaemon::start(cfg).await;
     let mut alice = d.client("Alice").await;
     let mut bob = d.client("Bob").await;
@@ -216,30 +245,15 @@ async fn postgres_outage_loses_nothing_and_drains_on_return() {
 /// after a PostgreSQL failure, so this spool stayed on disk while STATUS said all was well.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spool_of_a_previous_run_drains_when_postgres_is_back_before_the_restart() {
-    let url = postgres_url();
-    let Some(addr) = address_of(&url) else {
-        panic!("cannot parse RELAY_TEST_POSTGRES_URL {url}")
-    };
-    if !reachable(&addr).await {
-        let msg = format!(
-            "SKIPPED: PostgreSQL not reachable at {url}; the DLQ PostgreSQL test did not run"
-        );
-        if std::env::var("RELAY_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
-            panic!("{msg} (RELAY_TEST_REQUIRE_SERVICES=1)");
-        }
-        eprintln!("\n*** {msg} ***\n");
+    let Some(Outage {
+        url,
+        proxy,
+        schema,
+        cfg,
+    }) = outage_setup().await
+    else {
         return;
-    }
-    let proxy = Proxy::start(addr.clone()).await;
-    let schema = format!("dlq_e2e_{:08x}", fastrand::u32(..));
-    let proxied = url.replacen(&addr, &format!("127.0.0.1:{}", proxy.port), 1);
-
-    let mut cfg = fast_config();
-    cfg.dlq.backend = relay_config::DlqBackendKind::Postgres;
-    cfg.dlq.url = proxied;
-    cfg.dlq.schema = schema.clone();
-    cfg.dlq.check_interval_ms = 100;
-    cfg.dlq.initial_backoff_ms = 60_000;
+    };
 
     // PostgreSQL is down for the whole first run.
     proxy.down();
