@@ -202,6 +202,13 @@ async fn an_agent_over_budget_gets_its_compacted_context() {
     assert_eq!(target, 1000);
     assert!(tokens <= target, "{tokens} tokens, target {target}: {info}");
     assert_eq!(info["outcome"], "reached", "{info}");
+    // Optional fields are left out, never null (PROTOCOL §2): no reason when the target was met.
+    assert!(info.get("reason").is_none(), "{info}");
+    assert!(
+        info.as_object()
+            .is_some_and(|o| o.values().all(|v| !v.is_null())),
+        "{info}"
+    );
     assert!(
         info["originalTokens"].as_u64().unwrap_or(0) > 1600,
         "{info}"
