@@ -1,4 +1,4 @@
-//! RFC 8785 JSON Canonicalization Scheme (JCS) over [`serde_json::Value`].
+//! RFC 8785 JSON Canonicalization Scheme (JCS).
 //!
 //! * Objects: members sorted by their names' UTF-16 code units, compared as
 //!   unsigned integers (so `"\u{1F600}"`, a surrogate pair starting 0xD83D,
@@ -11,11 +11,19 @@
 //!   controls as `\u00xx` (lowercase hex); everything else literal UTF-8.
 //! * No whitespace.
 //!
-//! [`parse_strict`] reads JSON text for canonicalisation: unlike
-//! `serde_json::from_str` it refuses duplicate member names, which RFC 8785
-//! (through I-JSON) requires and which would otherwise let two parsers see
-//! two different messages behind one signature.
+//! Two entry points share one writer: [`to_string`] for a
+//! [`serde_json::Value`], and [`canonicalize_str`] / [`write_canonical_text`]
+//! for JSON text. The text path is the hot one (every signed message is
+//! canonicalised once by its sender and once by the daemon): it reads the text
+//! into a borrowed tree — strings without escapes are not copied, objects are
+//! flat vectors sorted in place — and writes straight into the caller's buffer.
+//!
+//! Reading text refuses duplicate member names at any depth, which RFC 8785
+//! (through I-JSON) requires and which would otherwise let two parsers see two
+//! different messages behind one signature; [`parse_strict`] applies the same
+//! rule when a [`Value`] is wanted.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -36,9 +44,21 @@ pub fn to_vec(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     to_string(value).map(String::into_bytes)
 }
 
-/// Canonicalises JSON text: [`parse_strict`] then [`to_string`].
+/// Canonicalises JSON text (duplicate member names refused).
 pub fn canonicalize_str(json: &str) -> Result<String, CanonicalError> {
-    to_string(&parse_strict(json)?)
+    let mut out = String::with_capacity(json.len());
+    write_canonical_text(json, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the canonical form of the JSON text `json` to `out`.
+///
+/// On error `out` may hold part of the output.
+pub fn write_canonical_text(json: &str, out: &mut String) -> Result<(), CanonicalError> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let node = Node::deserialize(&mut de).map_err(classify)?;
+    de.end().map_err(classify)?;
+    write_node(&node, out)
 }
 
 /// Parses JSON text, refusing duplicate member names in any object.
@@ -51,19 +71,105 @@ pub fn parse_strict(json: &str) -> Result<Value, CanonicalError> {
 
 /// Orders two strings by their UTF-16 code units (RFC 8785 §3.2.3).
 pub fn cmp_utf16(a: &str, b: &str) -> Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
+    // UTF-8 byte order is code point order. UTF-16 order differs from it only
+    // when a supplementary character (a surrogate pair, UTF-8 lead byte 0xF0 and
+    // up) meets U+E000..=U+FFFF, so where neither differing byte is such a lead
+    // byte the first differing byte decides.
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    match x.iter().zip(y).position(|(p, q)| p != q) {
+        None => x.len().cmp(&y.len()),
+        Some(i) if x[i] < 0xF0 && y[i] < 0xF0 => x[i].cmp(&y[i]),
+        Some(_) => a.encode_utf16().cmp(b.encode_utf16()),
+    }
 }
 
 /// Prints a double as ECMAScript's `Number.prototype.toString` does.
 pub fn format_number(value: f64) -> Result<String, CanonicalError> {
+    let mut out = String::new();
+    write_number(value, &mut out)?;
+    Ok(out)
+}
+
+/// 2^53: every integer below it is exactly representable as a double.
+const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
+
+/// Appends `value` as ECMAScript's `Number.prototype.toString` prints it.
+pub fn write_number(value: f64, out: &mut String) -> Result<(), CanonicalError> {
     if !value.is_finite() {
         return Err(CanonicalError::NonFiniteNumber(value.to_string()));
     }
     if value == 0.0 {
         // Covers -0, which ECMAScript prints as "0".
-        return Ok("0".to_string());
+        out.push('0');
+    } else if value.fract() == 0.0 && value.abs() < MAX_EXACT_INTEGER {
+        // Integers print as their digits, and below 2^53 the conversion is exact.
+        use std::fmt::Write as _;
+        let _ = write!(out, "{}", value as i64);
+    } else {
+        out.push_str(ryu_js::Buffer::new().format_finite(value));
     }
-    Ok(ryu_js::Buffer::new().format_finite(value).to_string())
+    Ok(())
+}
+
+/// Appends `s` as a canonical JSON string literal.
+pub fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Most strings hold nothing to escape: skip eight bytes at a time.
+        if let Some(word) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes([
+                word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+            ]);
+            if !needs_escape(word) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            0x0c => "\\f",
+            b'\r' => "\\r",
+            0..=0x1f => "",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        // Every byte escaped is ASCII, so `copied..i` lies on character boundaries.
+        out.push_str(&s[copied..i]);
+        if escape.is_empty() {
+            out.push_str("\\u00");
+            out.push_str(&crate::hex::encode(&[b]));
+        } else {
+            out.push_str(escape);
+        }
+        i += 1;
+        copied = i;
+    }
+    out.push_str(&s[copied..]);
+    out.push('"');
+}
+
+/// Whether any of the eight bytes in `word` is a control character, `"` or `\`
+/// (may answer true for a word with none; never false for a word with one).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // High bit set in the bytes of `x` that are zero (the classic SWAR test;
+    // a byte above a zero one may be flagged too, which only costs a slow look).
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let controls = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    let quotes = zero_bytes(word ^ (ONES * u64::from(b'"')));
+    let backslashes = zero_bytes(word ^ (ONES * u64::from(b'\\')));
+    (controls | quotes | backslashes) != 0
 }
 
 fn write_value(value: &Value, out: &mut String) -> Result<(), CanonicalError> {
@@ -71,7 +177,7 @@ fn write_value(value: &Value, out: &mut String) -> Result<(), CanonicalError> {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => out.push_str(&format_number(number_as_f64(n)?)?),
+        Value::Number(n) => write_number(number_as_f64(n)?, out)?,
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
             out.push('[');
@@ -83,24 +189,21 @@ fn write_value(value: &Value, out: &mut String) -> Result<(), CanonicalError> {
             }
             out.push(']');
         }
-        Value::Object(map) => write_object(map, out)?,
-    }
-    Ok(())
-}
-
-fn write_object(map: &Map<String, Value>, out: &mut String) -> Result<(), CanonicalError> {
-    let mut members: Vec<(&String, &Value)> = map.iter().collect();
-    members.sort_by(|a, b| cmp_utf16(a.0, b.0));
-    out.push('{');
-    for (i, (name, value)) in members.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+        Value::Object(map) => {
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_by(|a, b| cmp_utf16(a.0, b.0));
+            out.push('{');
+            for (i, (name, value)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(name, out);
+                out.push(':');
+                write_value(value, out)?;
+            }
+            out.push('}');
         }
-        write_string(name, out);
-        out.push(':');
-        write_value(value, out)?;
     }
-    out.push('}');
     Ok(())
 }
 
@@ -121,27 +224,6 @@ fn number_as_f64(n: &Number) -> Result<f64, CanonicalError> {
     }
 }
 
-fn write_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{08}' => out.push_str("\\b"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\u{0c}' => out.push_str("\\f"),
-            '\r' => out.push_str("\\r"),
-            c if u32::from(c) < 0x20 => {
-                out.push_str("\\u00");
-                out.push_str(&crate::hex::encode(&[c as u8]));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 fn classify(err: serde_json::Error) -> CanonicalError {
     let text = err.to_string();
     match text.strip_prefix(DUPLICATE_PREFIX) {
@@ -155,6 +237,159 @@ fn classify(err: serde_json::Error) -> CanonicalError {
 }
 
 const DUPLICATE_PREFIX: &str = "duplicate member name: ";
+
+fn duplicate<E: de::Error>(name: &str) -> E {
+    E::custom(format!("{DUPLICATE_PREFIX}{name}"))
+}
+
+/// A JSON value read from text for canonicalisation. Strings without escapes
+/// borrow from the text; object members are already in canonical order.
+enum Node<'a> {
+    Null,
+    Bool(bool),
+    /// Every JSON number is a double to JCS.
+    Number(f64),
+    String(Cow<'a, str>),
+    Array(Vec<Node<'a>>),
+    Object(Vec<(Cow<'a, str>, Node<'a>)>),
+}
+
+fn write_node(node: &Node<'_>, out: &mut String) -> Result<(), CanonicalError> {
+    match node {
+        Node::Null => out.push_str("null"),
+        Node::Bool(true) => out.push_str("true"),
+        Node::Bool(false) => out.push_str("false"),
+        Node::Number(n) => write_number(*n, out)?,
+        Node::String(s) => write_string(s, out),
+        Node::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_node(item, out)?;
+            }
+            out.push(']');
+        }
+        Node::Object(members) => {
+            out.push('{');
+            for (i, (name, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(name, out);
+                out.push(':');
+                write_node(value, out)?;
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for Node<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Node<'de>, E> {
+        Ok(Node::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Node<'de>, E> {
+        Ok(Node::Number(v as f64))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Node<'de>, E> {
+        Ok(Node::Number(v as f64))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Node<'de>, E> {
+        Ok(Node::Number(v))
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Node<'de>, E> {
+        Ok(Node::String(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Node<'de>, E> {
+        Ok(Node::String(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Node<'de>, E> {
+        Ok(Node::String(Cow::Owned(v)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Node<'de>, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Node<'de>, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(item) = seq.next_element::<Node<'de>>()? {
+            items.push(item);
+        }
+        Ok(Node::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Node<'de>, A::Error> {
+        let mut members = Vec::new();
+        while let Some(MemberName(name)) = access.next_key()? {
+            members.push((name, access.next_value::<Node<'de>>()?));
+        }
+        members.sort_unstable_by(|a, b| cmp_utf16(&a.0, &b.0));
+        if let Some(pair) = members.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(duplicate(&pair[0].0));
+        }
+        Ok(Node::Object(members))
+    }
+}
+
+/// A member name, borrowed from the text when it holds no escapes (serde's own
+/// `Cow<str>` always copies).
+struct MemberName<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(MemberNameVisitor)
+    }
+}
+
+struct MemberNameVisitor;
+
+impl<'de> Visitor<'de> for MemberNameVisitor {
+    type Value = MemberName<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<MemberName<'de>, E> {
+        Ok(MemberName(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<MemberName<'de>, E> {
+        Ok(MemberName(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<MemberName<'de>, E> {
+        Ok(MemberName(Cow::Owned(v)))
+    }
+}
 
 /// A `Value` whose objects were checked for duplicate member names.
 struct StrictValue(Value);
@@ -221,7 +456,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         while let Some(name) = access.next_key::<String>()? {
             let StrictValue(value) = access.next_value()?;
             if map.contains_key(&name) {
-                return Err(de::Error::custom(format!("{DUPLICATE_PREFIX}{name}")));
+                return Err(duplicate(&name));
             }
             map.insert(name, value);
         }
@@ -286,6 +521,43 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(out, "\"\\b\\t\\n\\u000b\\f\\r\\u001f\u{7f}\u{2028}\"");
+    }
+
+    #[test]
+    fn escapes_are_found_at_every_offset_of_the_word_scan() {
+        // serde_json escapes exactly the characters JCS does, in the same spelling.
+        for special in [
+            '"', '\\', '\n', '\u{1}', '\u{8}', '\u{1f}', ' ', '\u{7f}', 'é', '😀',
+        ] {
+            for at in 0..24 {
+                let text: String = "a".repeat(at) + &special.to_string() + &"b".repeat(24 - at);
+                let mut ours = String::new();
+                write_string(&text, &mut ours);
+                assert_eq!(ours, serde_json::to_string(&text).unwrap(), "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn integer_shortcut_agrees_with_the_general_printer() {
+        for value in [
+            1.0,
+            -1.0,
+            42.0,
+            1_700_000_000_000.0,
+            -9_007_199_254_740_991.0,
+            9_007_199_254_740_991.0,
+        ] {
+            let mut ours = String::new();
+            write_number(value, &mut ours).unwrap();
+            assert_eq!(ours, ryu_js::Buffer::new().format_finite(value), "{value}");
+        }
+        assert_eq!(
+            format_number(9_007_199_254_740_992.0).unwrap(),
+            "9007199254740992"
+        );
+        assert_eq!(format_number(1e21).unwrap(), "1e+21");
+        assert_eq!(format_number(0.5).unwrap(), "0.5");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! Secrets are wiped from memory on drop and never printed by `Debug`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use ed25519_dalek::Signer as _;
 use hmac::{KeyInit, Mac};
@@ -41,28 +42,40 @@ pub fn ed25519_key_id(public: &[u8; 32]) -> String {
 }
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so this never takes the error path.
-    let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
-        return [0; 32];
-    };
+    let mut mac = keyed_hmac(key);
     mac.update(message);
     mac.finalize().into_bytes().into()
 }
 
+fn keyed_hmac(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length (longer ones are hashed first).
+    <HmacSha256 as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"))
+}
+
 /// An HMAC-SHA256 secret and its key id.
+///
+/// Cheap to clone (shared): the daemon hands a key out for every message it
+/// verifies. The keyed HMAC state (the hashes of the padded key) is computed
+/// once, so each MAC costs only the message's blocks.
 #[derive(Clone)]
-pub struct HmacKey {
+pub struct HmacKey(Arc<HmacKeyInner>);
+
+struct HmacKeyInner {
     secret: Zeroizing<String>,
     key_id: String,
+    /// HMAC state after absorbing the key; wiped on drop (`zeroize` feature).
+    keyed: HmacSha256,
 }
 
 impl HmacKey {
     /// A key whose bytes are the UTF-8 of `secret`.
     pub fn from_secret(secret: &str) -> HmacKey {
-        HmacKey {
+        HmacKey(Arc::new(HmacKeyInner {
             secret: Zeroizing::new(secret.to_string()),
             key_id: hmac_key_id(secret),
-        }
+            keyed: keyed_hmac(secret.as_bytes()),
+        }))
     }
 
     /// A new random secret: 32 bytes from the OS, written as 64 hex digits.
@@ -74,24 +87,24 @@ impl HmacKey {
 
     /// The key id.
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        &self.0.key_id
     }
 
     /// The secret string (this *is* the key: keep it private).
     pub fn secret(&self) -> &str {
-        &self.secret
+        &self.0.secret
     }
 
     /// HMAC-SHA256 of `message`.
     pub fn sign(&self, message: &[u8]) -> [u8; 32] {
-        hmac_sha256(self.secret.as_bytes(), message)
+        let mut mac = self.0.keyed.clone();
+        mac.update(message);
+        mac.finalize().into_bytes().into()
     }
 
     /// Whether `tag` is the HMAC of `message`, compared in constant time.
     pub fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
-        let Ok(mut mac) = HmacSha256::new_from_slice(self.secret.as_bytes()) else {
-            return false;
-        };
+        let mut mac = self.0.keyed.clone();
         mac.update(message);
         mac.verify_slice(tag).is_ok()
     }
@@ -100,15 +113,17 @@ impl HmacKey {
 impl fmt::Debug for HmacKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HmacKey")
-            .field("key_id", &self.key_id)
+            .field("key_id", &self.0.key_id)
             .field("secret", &"<redacted>")
             .finish()
     }
 }
 
-/// An Ed25519 private key (its seed) with its key id.
+/// An Ed25519 private key (its seed) with its key id. Cheap to clone (shared).
 #[derive(Clone)]
-pub struct Ed25519Signing {
+pub struct Ed25519Signing(Arc<Ed25519SigningInner>);
+
+struct Ed25519SigningInner {
     key: ed25519_dalek::SigningKey,
     key_id: String,
 }
@@ -124,7 +139,7 @@ impl Ed25519Signing {
     pub fn from_seed(seed: &[u8; 32]) -> Ed25519Signing {
         let key = ed25519_dalek::SigningKey::from_bytes(seed);
         let key_id = ed25519_key_id(key.verifying_key().as_bytes());
-        Ed25519Signing { key, key_id }
+        Ed25519Signing(Arc::new(Ed25519SigningInner { key, key_id }))
     }
 
     /// The key of a seed written as 64 hex digits.
@@ -135,46 +150,50 @@ impl Ed25519Signing {
 
     /// The seed as 64 hex digits (private: keep it in the key file only).
     pub fn seed_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(self.key.as_bytes()))
+        Zeroizing::new(hex::encode(self.0.key.as_bytes()))
     }
 
     /// The public key as 64 hex digits.
     pub fn public_key_hex(&self) -> String {
-        hex::encode(self.key.verifying_key().as_bytes())
+        hex::encode(self.0.key.verifying_key().as_bytes())
     }
 
     /// The key id.
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        &self.0.key_id
     }
 
     /// The matching public key.
     pub fn verifying(&self) -> Ed25519Verifying {
-        Ed25519Verifying {
-            key: self.key.verifying_key(),
-            key_id: self.key_id.clone(),
-        }
+        Ed25519Verifying(Arc::new(Ed25519VerifyingInner {
+            key: self.0.key.verifying_key(),
+            key_id: self.0.key_id.clone(),
+        }))
     }
 
     /// Signs `message` (pure Ed25519, deterministic).
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
-        self.key.sign(message).to_bytes()
+        self.0.key.sign(message).to_bytes()
     }
 }
 
 impl fmt::Debug for Ed25519Signing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ed25519Signing")
-            .field("key_id", &self.key_id)
+            .field("key_id", &self.0.key_id)
             .field("public", &self.public_key_hex())
             .field("seed", &"<redacted>")
             .finish()
     }
 }
 
-/// An Ed25519 public key with its key id.
+/// An Ed25519 public key with its key id. Cheap to clone (shared): the daemon
+/// hands a key out for every message it verifies.
 #[derive(Clone, Debug)]
-pub struct Ed25519Verifying {
+pub struct Ed25519Verifying(Arc<Ed25519VerifyingInner>);
+
+#[derive(Debug)]
+struct Ed25519VerifyingInner {
     key: ed25519_dalek::VerifyingKey,
     key_id: String,
 }
@@ -194,20 +213,20 @@ impl Ed25519Verifying {
                 "a small-order point, which anyone can forge signatures for".into(),
             ));
         }
-        Ok(Ed25519Verifying {
+        Ok(Ed25519Verifying(Arc::new(Ed25519VerifyingInner {
             key,
             key_id: ed25519_key_id(public),
-        })
+        })))
     }
 
     /// The public key as 64 hex digits.
     pub fn public_key_hex(&self) -> String {
-        hex::encode(self.key.as_bytes())
+        hex::encode(self.0.key.as_bytes())
     }
 
     /// The key id.
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        &self.0.key_id
     }
 
     /// Whether `signature` (64 bytes) is a valid signature of `message`.
@@ -217,7 +236,7 @@ impl Ed25519Verifying {
         let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
             return false;
         };
-        self.key.verify_strict(message, &signature).is_ok()
+        self.0.key.verify_strict(message, &signature).is_ok()
     }
 }
 

@@ -68,9 +68,7 @@ pub use keystore::{
     validate_key_name, KeyFile, KeyRing, KeySummary, Keystore, PublicKeyExport, PublicRetiredKey,
     RetiredKey,
 };
-pub use message::{
-    original_target, signed_content, signed_type, signing_bytes_for, SignedFields, DOMAIN_TAG,
-};
+pub use message::{original_target, signed_type, signing_bytes_for, SignedFields, DOMAIN_TAG};
 pub use replay::{ReplayCache, ReplayEntry, DEFAULT_REPLAY_CAPACITY};
 pub use signature::{Algorithm, Signature, UnknownAlgorithm};
 pub use verify::{

@@ -9,15 +9,17 @@
 //! signed SEND as DELIVERs without breaking it.
 
 use relay_protocol::{Envelope, MessageType};
-use serde_json::{Map, Value};
 
 use crate::canonical;
 use crate::error::CanonicalError;
 use crate::signature::{Algorithm, Signature};
 
+/// [`DOMAIN_TAG`] as text.
+const DOMAIN_TAG_STR: &str = "agent-relay-sig-v1\n";
+
 /// Prefix of every signed byte string: binds the bytes to this protocol and
 /// format version.
-pub const DOMAIN_TAG: &[u8] = b"agent-relay-sig-v1\n";
+pub const DOMAIN_TAG: &[u8] = DOMAIN_TAG_STR.as_bytes();
 
 /// Every field a signature covers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,47 +40,73 @@ pub struct SignedFields<'a> {
     pub to: Option<&'a str>,
     /// `topic`, if any.
     pub topic: Option<&'a str>,
-    /// `payload`.
-    pub payload: &'a Value,
-    /// `payload_meta`, if any.
-    pub payload_meta: Option<&'a Value>,
+    /// `payload`, as JSON text (any formatting; duplicate member names refused).
+    pub payload: &'a str,
+    /// `payload_meta`, as JSON text, if any.
+    pub payload_meta: Option<&'a str>,
 }
 
 impl SignedFields<'_> {
-    /// The JSON object of the signed fields.
-    pub fn to_value(&self) -> Value {
-        let mut map = Map::new();
-        map.insert("a".into(), Value::from(self.algorithm.as_str()));
-        map.insert("k".into(), Value::from(self.key_id));
-        map.insert("t".into(), Value::from(self.t));
-        map.insert("m".into(), Value::from(self.m));
-        map.insert("type".into(), Value::from(self.msg_type));
-        map.insert("from".into(), Value::from(self.from));
-        if let Some(to) = self.to {
-            map.insert("to".into(), Value::from(to));
-        }
-        if let Some(topic) = self.topic {
-            map.insert("topic".into(), Value::from(topic));
-        }
-        map.insert("payload".into(), self.payload.clone());
-        if let Some(meta) = self.payload_meta {
-            map.insert("payload_meta".into(), meta.clone());
-        }
-        Value::Object(map)
-    }
-
     /// The canonical JSON text (without the domain tag).
     pub fn canonical_json(&self) -> Result<String, CanonicalError> {
-        canonical::to_string(&self.to_value())
+        let mut out = String::with_capacity(self.size_hint());
+        self.write_canonical(&mut out)?;
+        Ok(out)
     }
 
     /// The signed bytes: [`DOMAIN_TAG`] + [`canonical_json`](Self::canonical_json).
     pub fn signing_bytes(&self) -> Result<Vec<u8>, CanonicalError> {
-        let json = self.canonical_json()?;
-        let mut bytes = Vec::with_capacity(DOMAIN_TAG.len() + json.len());
-        bytes.extend_from_slice(DOMAIN_TAG);
-        bytes.extend_from_slice(json.as_bytes());
-        Ok(bytes)
+        let mut out = String::with_capacity(DOMAIN_TAG_STR.len() + self.size_hint());
+        out.push_str(DOMAIN_TAG_STR);
+        self.write_canonical(&mut out)?;
+        Ok(out.into_bytes())
+    }
+
+    fn size_hint(&self) -> usize {
+        // The member names, quotes and separators, `a` and `t` take under 128 bytes.
+        128 + self.key_id.len()
+            + self.m.len()
+            + self.msg_type.len()
+            + self.from.len()
+            + self.to.map_or(0, str::len)
+            + self.topic.map_or(0, str::len)
+            + self.payload.len()
+            + self.payload_meta.map_or(0, str::len)
+    }
+
+    /// Writes the object with its members in RFC 8785 order. The names are
+    /// fixed and ASCII, so their UTF-16 order is plain byte order:
+    /// a < from < k < m < payload < payload_meta < t < to < topic < type.
+    fn write_canonical(&self, out: &mut String) -> Result<(), CanonicalError> {
+        out.push_str("{\"a\":");
+        canonical::write_string(self.algorithm.as_str(), out);
+        out.push_str(",\"from\":");
+        canonical::write_string(self.from, out);
+        out.push_str(",\"k\":");
+        canonical::write_string(self.key_id, out);
+        out.push_str(",\"m\":");
+        canonical::write_string(self.m, out);
+        out.push_str(",\"payload\":");
+        canonical::write_canonical_text(self.payload, out)?;
+        if let Some(meta) = self.payload_meta {
+            out.push_str(",\"payload_meta\":");
+            canonical::write_canonical_text(meta, out)?;
+        }
+        out.push_str(",\"t\":");
+        // As a JavaScript signer sees it: a double (exact below 2^53).
+        canonical::write_number(self.t as f64, out)?;
+        if let Some(to) = self.to {
+            out.push_str(",\"to\":");
+            canonical::write_string(to, out);
+        }
+        if let Some(topic) = self.topic {
+            out.push_str(",\"topic\":");
+            canonical::write_string(topic, out);
+        }
+        out.push_str(",\"type\":");
+        canonical::write_string(self.msg_type, out);
+        out.push('}');
+        Ok(())
     }
 }
 
@@ -93,34 +121,26 @@ pub fn signed_type(msg_type: &MessageType) -> &str {
     }
 }
 
-/// An envelope's payload and payload_meta as the JSON values that are signed.
-///
-/// The payload is parsed with [`canonical::parse_strict`] (duplicate member
-/// names refused); `payload_meta` is the typed `SendMeta` as relay-protocol
-/// serialises it (unset fields omitted, `sync.blocking` always present).
-pub fn signed_content(env: &Envelope) -> Result<(Value, Option<Value>), CanonicalError> {
-    let payload = canonical::parse_strict(env.payload.get())?;
-    let meta = match &env.payload_meta {
-        Some(meta) => {
-            Some(serde_json::to_value(meta).map_err(|e| CanonicalError::NotJson(e.to_string()))?)
-        }
-        None => None,
-    };
-    Ok((payload, meta))
-}
-
 /// The signed bytes for `env` as signed by `signer` with the header `sig`
 /// (`sig.s` is ignored).
 ///
 /// `original_to` is the SEND's target: `env.to` on a SEND, and on a DELIVER
-/// `delivery.originalTo` when present (see [`original_target`]).
+/// `delivery.originalTo` when present (see [`original_target`]). The payload
+/// is signed as its canonical form (duplicate member names refused);
+/// `payload_meta` as relay-protocol serialises the typed `SendMeta` (unset
+/// fields omitted, `sync.blocking` always present).
 pub fn signing_bytes_for(
     env: &Envelope,
     signer: &str,
     original_to: Option<&str>,
     sig: &Signature,
 ) -> Result<Vec<u8>, CanonicalError> {
-    let (payload, meta) = signed_content(env)?;
+    let meta = match &env.payload_meta {
+        Some(meta) => {
+            Some(serde_json::to_string(meta).map_err(|e| CanonicalError::NotJson(e.to_string()))?)
+        }
+        None => None,
+    };
     SignedFields {
         algorithm: sig.a,
         key_id: &sig.k,
@@ -130,8 +150,8 @@ pub fn signing_bytes_for(
         from: signer,
         to: original_to,
         topic: env.topic.as_deref(),
-        payload: &payload,
-        payload_meta: meta.as_ref(),
+        payload: env.payload.get(),
+        payload_meta: meta.as_deref(),
     }
     .signing_bytes()
 }
@@ -148,11 +168,9 @@ pub fn original_target(env: &Envelope) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn absent_fields_are_omitted_and_keys_sorted() {
-        let payload = json!({"kind": "message", "body": "hi"});
         let fields = SignedFields {
             algorithm: Algorithm::HmacSha256,
             key_id: "0011223344556677",
@@ -162,7 +180,7 @@ mod tests {
             from: "Alice",
             to: Some("Bob"),
             topic: None,
-            payload: &payload,
+            payload: r#"{ "kind": "message", "body": "hi" }"#,
             payload_meta: None,
         };
         let bytes = fields.signing_bytes().unwrap();
@@ -187,8 +205,15 @@ mod tests {
             br#"{"v":1,"type":"SEND","id":"x","ts":1,"to":"B","payload":{"body":"a","body":"b"}}"#,
         )
         .unwrap();
+        let sig = Signature {
+            s: String::new(),
+            k: "0011223344556677".into(),
+            t: 1,
+            a: Algorithm::HmacSha256,
+            m: "x".into(),
+        };
         assert_eq!(
-            signed_content(&env).map(|_| ()),
+            signing_bytes_for(&env, "A", Some("B"), &sig),
             Err(CanonicalError::DuplicateKey("body".into()))
         );
     }

@@ -17,7 +17,7 @@
 //! back to [`ReplayCache::load`] at start-up.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,28 @@ use crate::error::Replay;
 /// Default capacity of [`ReplayCache::default`]: at most about 40 MB, reached only by more than
 /// 3,000 signed messages a second sustained over a 300 s window.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
+
+/// The hasher of [`ReplayCache`]'s map: its keys are uniformly distributed
+/// 64-bit keyed hashes, used as their own hash.
+#[derive(Debug, Default, Clone, Copy)]
+struct PairHashHasher(u64);
+
+impl Hasher for PairHashHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed (through `write_u64`); fold anything else in anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+}
 
 /// One accepted signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,8 +65,9 @@ pub struct ReplayEntry {
 pub struct ReplayCache {
     capacity: usize,
     keys: RandomState,
-    /// Pair hash → signing time.
-    seen: HashMap<u64, u64>,
+    /// Pair hash → signing time. The keys are keyed hashes already, so the
+    /// map uses them as they are instead of hashing them a second time.
+    seen: HashMap<u64, u64, BuildHasherDefault<PairHashHasher>>,
     /// (pair hash, signing time) in insertion order.
     order: VecDeque<(u64, u64)>,
     floor: Option<u64>,
@@ -62,7 +85,7 @@ impl ReplayCache {
         ReplayCache {
             capacity: capacity.max(1),
             keys: RandomState::new(),
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             order: VecDeque::new(),
             floor: None,
         }

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use relay_protocol::{to_raw, DeliveryInfo, Envelope, MessageType, SendMeta};
 use relay_signing::{
     canonical, sign, verify, Algorithm, Ed25519Signing, HmacKey, KeyLookup, KeyStatus, Signature,
-    SigningKey, VerifyError,
+    SignedFields, SigningKey, VerifyError, DOMAIN_TAG,
 };
 use serde_json::{json, Map, Value};
 
@@ -325,4 +325,116 @@ proptest! {
         let b = canonical::canonicalize_str(&format!("{{ {} }}", backward.join(" , "))).unwrap();
         prop_assert_eq!(a, b);
     }
+
+    #[test]
+    fn text_canonicalisation_matches_serde_jcs(value in json_value()) {
+        let expected = serde_jcs::to_string(&value).unwrap();
+        // Any formatting of the same value canonicalises the same way: compact,
+        // indented, and with every non-ASCII character written as a \u escape
+        // (strings that cannot be borrowed from the text, surrogate pairs).
+        let compact = serde_json::to_string(&value).unwrap();
+        prop_assert_eq!(&canonical::canonicalize_str(&compact).unwrap(), &expected);
+        let pretty = serde_json::to_string_pretty(&value).unwrap();
+        prop_assert_eq!(&canonical::canonicalize_str(&pretty).unwrap(), &expected);
+        let escaped = escape_non_ascii(&compact);
+        prop_assert_eq!(&canonical::canonicalize_str(&escaped).unwrap(), &expected);
+    }
+
+    #[test]
+    fn utf16_order_shortcut_agrees_with_code_units(
+        prefix in tricky_string(),
+        a in tricky_string(),
+        b in tricky_string(),
+    ) {
+        let (a, b) = (format!("{prefix}{a}"), format!("{prefix}{b}"));
+        prop_assert_eq!(
+            canonical::cmp_utf16(&a, &b),
+            a.encode_utf16().cmp(b.encode_utf16())
+        );
+    }
+
+    #[test]
+    fn signed_fields_are_the_canonical_form_of_their_object(
+        case in case(),
+        key_id in "[0-9a-f]{16}",
+        t in any::<u64>(),
+        ed25519 in any::<bool>(),
+    ) {
+        let algorithm = if ed25519 { Algorithm::Ed25519 } else { Algorithm::HmacSha256 };
+        let meta = case.env.payload_meta.as_ref().map(|m| serde_json::to_string(m).unwrap());
+        let fields = SignedFields {
+            algorithm,
+            key_id: &key_id,
+            t,
+            m: &case.env.id,
+            msg_type: case.env.msg_type.as_str(),
+            from: &case.signer,
+            to: case.env.to.as_deref(),
+            topic: case.env.topic.as_deref(),
+            payload: case.env.payload.get(),
+            payload_meta: meta.as_deref(),
+        };
+        // The same object built as a map and canonicalised by an independent implementation.
+        let mut object = Map::new();
+        object.insert("a".into(), json!(algorithm.as_str()));
+        object.insert("k".into(), json!(key_id));
+        object.insert("t".into(), json!(t));
+        object.insert("m".into(), json!(case.env.id));
+        object.insert("type".into(), json!(case.env.msg_type.as_str()));
+        object.insert("from".into(), json!(case.signer));
+        if let Some(to) = &case.env.to {
+            object.insert("to".into(), json!(to));
+        }
+        if let Some(topic) = &case.env.topic {
+            object.insert("topic".into(), json!(topic));
+        }
+        object.insert("payload".into(), serde_json::from_str(case.env.payload.get()).unwrap());
+        if let Some(meta) = &meta {
+            object.insert("payload_meta".into(), serde_json::from_str(meta).unwrap());
+        }
+        let expected = serde_jcs::to_string(&Value::Object(object)).unwrap();
+        prop_assert_eq!(fields.canonical_json().unwrap(), expected.clone());
+        let bytes = fields.signing_bytes().unwrap();
+        prop_assert_eq!(&bytes[..DOMAIN_TAG.len()], DOMAIN_TAG);
+        prop_assert_eq!(&bytes[DOMAIN_TAG.len()..], expected.as_bytes());
+    }
+}
+
+/// Strings rich in the characters where UTF-8 and UTF-16 orders part: the
+/// edges of U+E000..=U+FFFF and of the supplementary planes.
+fn tricky_string() -> impl Strategy<Value = String> {
+    let edge = prop::sample::select(vec![
+        'a',
+        '\u{7f}',
+        '\u{80}',
+        '\u{7ff}',
+        '\u{800}',
+        '\u{d7ff}',
+        '\u{e000}',
+        '\u{fb33}',
+        '\u{ffff}',
+        '\u{10000}',
+        '\u{1f600}',
+        '\u{10ffff}',
+    ]);
+    prop::collection::vec(prop_oneof![edge, any::<char>()], 0..4)
+        .prop_map(|chars| chars.into_iter().collect())
+}
+
+/// JSON text with every non-ASCII character replaced by `\uXXXX` escapes
+/// (UTF-16 code units, so supplementary characters become surrogate pairs).
+/// Non-ASCII characters occur only inside strings, where escapes are valid.
+fn escape_non_ascii(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }

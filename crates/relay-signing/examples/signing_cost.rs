@@ -1,0 +1,97 @@
+//! Cost of each step of signing and verifying one benchmark-sized message
+//! (the SEND that `agent-relay bench throughput --sign hmac-sha256` sends:
+//! a 100-byte body), in microseconds per message.
+//!
+//! ```text
+//! cargo run --release -p relay-signing --example signing_cost
+//! ```
+//!
+//! The steps run in tight loops with warm caches, so the numbers are a floor:
+//! inside the daemon the same work costs more (see docs/PERFORMANCE.md).
+
+use std::error::Error;
+use std::hint::black_box;
+use std::time::Instant;
+
+use relay_protocol::{to_raw, Envelope, MessageType};
+use relay_signing::{
+    sign, signing_bytes_for, verify, HmacKey, KeyLookup, KeyStatus, ReplayCache, Signature,
+    SigningKey,
+};
+
+const ROUNDS: u32 = 200_000;
+const NOW: u64 = 1_700_000_000_000;
+const WINDOW: u64 = 300_000;
+const SIGNER: &str = "bench-s1-k3x9";
+
+/// Every signer holds the one key.
+struct OneKey(SigningKey);
+
+impl KeyLookup for OneKey {
+    fn key(&self, _signer: &str, _key_id: &str) -> KeyStatus {
+        KeyStatus::Active(self.0.verify_key())
+    }
+}
+
+/// Runs `step` [`ROUNDS`] times and prints its mean cost.
+fn measure(name: &str, mut step: impl FnMut(u32)) {
+    let start = Instant::now();
+    for i in 0..ROUNDS {
+        step(i);
+    }
+    let micros = start.elapsed().as_secs_f64() * 1e6 / f64::from(ROUNDS);
+    println!("{name:<34} {micros:>6.3} µs");
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let body = format!("12:345:{}", "x".repeat(92));
+    let payload = serde_json::json!({"kind": "message", "body": body});
+    let mut env = Envelope::with_raw_payload(MessageType::Send, to_raw(&payload))
+        .id("01JDX5V7Q8ZK2M3N4P5R6S7T8V")
+        .to("bench-r1-k3x9");
+    let key: SigningKey = HmacKey::generate()?.into();
+    let keys = OneKey(key.clone());
+
+    let sig = sign(&env, SIGNER, &key, NOW)?;
+    sig.attach_to(&mut env);
+    let frame = serde_json::to_vec(&env)?;
+    let signed = signing_bytes_for(&env, SIGNER, env.to.as_deref(), &sig)?;
+    println!(
+        "HMAC-SHA256, {}-byte frame, {} signed bytes, {ROUNDS} rounds each",
+        frame.len(),
+        signed.len()
+    );
+
+    measure("sender: sign (canonical + MAC)", |_| {
+        black_box(sign(&env, SIGNER, &key, NOW).ok());
+    });
+    measure("sender: attach _sig", |_| {
+        black_box(sig.to_raw());
+    });
+    measure("daemon: parse the frame", |_| {
+        black_box(Envelope::from_slice(&frame).ok());
+    });
+    measure("daemon: parse _sig", |_| {
+        black_box(Signature::from_envelope(&env).ok());
+    });
+    measure("daemon: canonical signed bytes", |_| {
+        black_box(signing_bytes_for(&env, SIGNER, env.to.as_deref(), &sig).ok());
+    });
+    measure("daemon: MAC of the signed bytes", |_| {
+        black_box(key.sign_bytes(&signed));
+    });
+    measure("daemon: parse _sig + verify", |_| {
+        if let Ok(Some(s)) = Signature::from_envelope(&env) {
+            black_box(verify(&env, SIGNER, env.to.as_deref(), &s, &keys, NOW, WINDOW).ok());
+        }
+    });
+    let ids: Vec<String> = (0..ROUNDS)
+        .map(|i| format!("01JDX5V7Q8ZK2M3{i:011}"))
+        .collect();
+    let mut cache = ReplayCache::default();
+    measure("daemon: replay cache check + insert", |i| {
+        let id = &ids[i as usize];
+        black_box(cache.check_and_insert(SIGNER, id, NOW, NOW, WINDOW).ok());
+    });
+    Ok(())
+}
