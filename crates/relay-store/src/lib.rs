@@ -84,5 +84,5 @@ pub use sqlite::SqliteBackend;
 pub use types::{
     is_channel_recipient, member_key, now_ms, AgentRecord, ChannelMembership, ContextSnapshot,
     MessageQuery, MessageStatus, Order, ParseStatusError, ProposalRecord, Query, QueryResult,
-    SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
+    SeqSeed, SessionRecord, SignatureJson, StoreStats, StoredMessage, WriteOp,
 };

@@ -258,9 +258,7 @@ impl MemoryBackend {
                             continue;
                         };
                         if let Some((m, t)) = signed_id_and_time(row) {
-                            self.signatures
-                                .entry((row.from.clone(), m.to_string()))
-                                .or_insert(t);
+                            self.signatures.entry((row.from.clone(), m)).or_insert(t);
                         }
                     }
                     for k in doomed {
@@ -429,9 +427,8 @@ impl MemoryBackend {
 }
 
 /// The signed message id and signature time a stored row's `_sig` carries, if it is signed.
-fn signed_id_and_time(row: &StoredMessage) -> Option<(&str, i64)> {
-    let sig = row.sig.as_ref()?;
-    Some((sig.get("m")?.as_str()?, sig.get("t")?.as_i64()?))
+fn signed_id_and_time(row: &StoredMessage) -> Option<(String, i64)> {
+    row.sig.as_ref()?.signed_id_and_time()
 }
 
 fn count(n: usize) -> i64 {
@@ -487,7 +484,7 @@ impl Backend for MemoryBackend {
                     // Stored signed messages carry their signature in the row.
                     .chain(self.messages.values().filter_map(|row| {
                         let (m, t) = signed_id_and_time(row)?;
-                        (t >= *since).then(|| (row.from.clone(), m.to_string(), t))
+                        (t >= *since).then(|| (row.from.clone(), m, t))
                     }))
                     .collect(),
             ),

@@ -20,8 +20,8 @@ use crate::error::StoreError;
 use crate::migrations;
 use crate::types::{
     member_key, AgentRecord, ChannelMembership, ContextSnapshot, MessageQuery, MessageStatus,
-    Order, ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage,
-    WriteOp,
+    Order, ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord, SignatureJson, StoreStats,
+    StoredMessage, WriteOp,
 };
 
 /// Columns of `messages`, in the order [`message_from_row`] reads them.
@@ -545,7 +545,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
                 m.is_broadcast,
                 m.original_to,
                 m.source_id,
-                json_text(&m.sig)?,
+                m.sig.as_ref().map(SignatureJson::get),
                 m.attempts,
                 m.last_error,
             ])?;
@@ -772,6 +772,20 @@ fn json_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json:
     }))
 }
 
+/// Decode the signature column, kept as text. Malformed JSON is logged and
+/// read as absent, like [`json_column`].
+fn signature_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<SignatureJson>> {
+    let text: Option<String> = row.get(idx)?;
+    Ok(text.and_then(|t| {
+        let sig = SignatureJson::from_text(t);
+        if sig.is_none() {
+            let id: String = row.get(0).unwrap_or_default();
+            tracing::warn!(id, column = idx, "ignoring malformed signature column");
+        }
+        sig
+    }))
+}
+
 /// Decode a status column. Unknown values (only possible in databases
 /// written by other tools) are logged and read as `Failed`, so the message
 /// is neither redelivered nor kept forever.
@@ -808,7 +822,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         is_broadcast: row.get::<_, Option<i64>>(16)?.unwrap_or(0) != 0,
         original_to: row.get(17)?,
         source_id: row.get(18)?,
-        sig: json_column(row, 19)?,
+        sig: signature_column(row, 19)?,
         attempts: row.get::<_, Option<i64>>(20)?.unwrap_or(0),
         last_error: row.get(21)?,
     })

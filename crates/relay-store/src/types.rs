@@ -9,6 +9,69 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// A message's signature object (`_sig`), kept as the JSON text it arrived in.
+///
+/// Signed messages are copied into one row per recipient and written to the
+/// database as text, so the object is never parsed on that path; only the
+/// replay-window bookkeeping reads its `m` and `t`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SignatureJson(Box<serde_json::value::RawValue>);
+
+impl SignatureJson {
+    /// The signature object as raw JSON (already validated as JSON).
+    pub fn from_raw(raw: Box<serde_json::value::RawValue>) -> SignatureJson {
+        SignatureJson(raw)
+    }
+
+    /// Reads JSON text; `None` if it is not valid JSON.
+    pub fn from_text(text: String) -> Option<SignatureJson> {
+        serde_json::value::RawValue::from_string(text)
+            .ok()
+            .map(SignatureJson)
+    }
+
+    /// From a parsed JSON value (dead letters keep signatures as values).
+    pub fn from_value(value: &serde_json::Value) -> Option<SignatureJson> {
+        serde_json::value::to_raw_value(value)
+            .ok()
+            .map(SignatureJson)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The raw JSON value, e.g. for an envelope's `_sig`.
+    pub fn to_raw(&self) -> Box<serde_json::value::RawValue> {
+        self.0.clone()
+    }
+
+    /// The parsed JSON value.
+    pub fn to_value(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(self.0.get()).ok()
+    }
+
+    /// The signed message id (`m`) and signing time (`t`), if the object has them.
+    pub fn signed_id_and_time(&self) -> Option<(String, i64)> {
+        #[derive(Deserialize)]
+        struct IdAndTime {
+            m: String,
+            t: i64,
+        }
+        serde_json::from_str::<IdAndTime>(self.0.get())
+            .ok()
+            .map(|s| (s.m, s.t))
+    }
+}
+
+impl PartialEq for SignatureJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
 /// Delivery state of a stored message.
 ///
 /// The lifecycle is `Unread -> Read -> Acked`, with `Failed` as the terminal
@@ -127,7 +190,7 @@ pub struct StoredMessage {
     /// Id of the `SEND` envelope that produced this row.
     pub source_id: Option<String>,
     /// Signature object, if the message was signed.
-    pub sig: Option<serde_json::Value>,
+    pub sig: Option<SignatureJson>,
     /// Delivery attempts so far.
     pub attempts: i64,
     /// Last delivery error, if any.

@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use relay_store::{
-    ChannelMembership, MessageQuery, MessageStatus, Order, StoreError, StoreStats, WriteOp,
+    ChannelMembership, MessageQuery, MessageStatus, Order, SignatureJson, StoreError, StoreStats,
+    WriteOp,
 };
 
 suite!(
@@ -807,8 +808,8 @@ async fn proposals_upsert_list_and_prune(f: Fixture) -> TestResult {
 /// without a separate record, also after the agent's messages are removed.
 async fn signed_message_rows_count_as_recent_signatures(f: Fixture) -> TestResult {
     let mut signed = msg("row-1", 1_000, "Alice", "Bob");
-    signed.sig = Some(
-        serde_json::json!({"s": "AAAA", "k": "k1", "t": 1_000, "a": "hmac-sha256", "m": "send-1"}),
+    signed.sig = SignatureJson::from_text(
+        r#"{"s":"AAAA","k":"k1","t":1000,"a":"hmac-sha256","m":"send-1"}"#.to_string(),
     );
     insert(&f, signed)?;
     insert(&f, msg("row-2", 1_000, "Alice", "Bob"))?;

@@ -7,7 +7,7 @@ use relay_config::DlqSection;
 use relay_dlq::{
     DeadLetter as Letter, DlqQuery, DlqState, DlqStore, FailureReason as DlqReason, NewDeadLetter,
 };
-use relay_store::{MessageStatus, StoreHandle};
+use relay_store::{MessageStatus, SignatureJson, StoreHandle};
 use tokio::sync::mpsc;
 
 use super::{DlqBackend, DlqCommand, DlqCounters, DlqStatus};
@@ -178,7 +178,7 @@ impl DlqService {
         new.payload_meta = m.payload_meta.clone();
         new.payload_extra = m.payload_extra.clone();
         new.thread = m.thread.clone();
-        new.sig = m.sig.clone();
+        new.sig = m.sig.as_ref().and_then(SignatureJson::to_value);
         new.error_message = Some(letter.error.clone());
         new.attempt_count = m.attempts;
         new.ttl_ms = m

@@ -4,7 +4,7 @@ use relay_protocol::{
     encode_frame, DeliveryInfo, DlqStatsResponsePayload, EntityType, Envelope, ErrorCode,
     MessageType,
 };
-use relay_store::{MessageStatus, StoredMessage, WriteOp};
+use relay_store::{MessageStatus, SignatureJson, StoredMessage, WriteOp};
 
 use super::delivery::deliver_from_stored;
 use super::Router;
@@ -48,7 +48,7 @@ fn row_of(letter: &relay_dlq::DeadLetter, id: String) -> StoredMessage {
     row.payload_meta = letter.payload_meta.clone();
     row.payload_extra = letter.payload_extra.clone();
     row.thread = letter.thread.clone();
-    row.sig = letter.sig.clone();
+    row.sig = letter.sig.as_ref().and_then(SignatureJson::from_value);
     row.original_to = letter.original_to.clone();
     row.is_broadcast = letter.original_to.is_some();
     row.source_id = Some(letter.message_id.clone());

@@ -9,7 +9,7 @@ use relay_protocol::{
     encode_frame, BusyPayload, DeliveryInfo, EntityType, Envelope, ErrorCode, MessageType,
     NackCode, NackPayload, SendPayload, ShadowBindPayload, ShadowUnbindPayload,
 };
-use relay_store::{MessageStatus, StoredMessage, WriteOp};
+use relay_store::{MessageStatus, SignatureJson, StoredMessage, WriteOp};
 use tokio_util::time::{delay_queue, DelayQueue};
 
 use super::context::{Recipients, Routed};
@@ -617,10 +617,7 @@ impl Router {
             .payload_meta
             .as_ref()
             .and_then(|m| serde_json::to_value(m).ok());
-        msg.sig = env
-            .sig
-            .as_ref()
-            .and_then(|s| serde_json::from_str(s.get()).ok());
+        msg.sig = env.sig.clone().map(SignatureJson::from_raw);
         msg.source_id = Some(env.id.clone());
         msg.session_id = self
             .by_name

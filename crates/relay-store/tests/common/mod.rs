@@ -90,7 +90,9 @@ pub fn full_message(id: &str) -> StoredMessage {
         is_broadcast: true,
         original_to: Some("*".into()),
         source_id: Some("env-77".into()),
-        sig: Some(serde_json::json!({"alg": "ed25519", "sig": "abc=="})),
+        sig: relay_store::SignatureJson::from_text(
+            r#"{"alg":"ed25519","sig":"abc=="}"#.to_string(),
+        ),
         attempts: 2,
         last_error: Some("timeout".into()),
     }
