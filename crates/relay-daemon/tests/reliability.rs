@@ -223,6 +223,10 @@ async fn unknown_recipients_duplicates_and_rate_limits_are_answered() {
         match v["type"].as_str() {
             Some("NACK") => {
                 assert_eq!(v["payload"]["code"], "BUSY");
+                // Clients (the bench) tell rate limiting apart from backpressure by this.
+                let nack: relay_protocol::NackPayload =
+                    serde_json::from_value(v["payload"].clone()).expect("NACK payload");
+                assert!(nack.is_rate_limit(), "{v}");
                 saw_nack = true;
             }
             Some("BUSY") => {

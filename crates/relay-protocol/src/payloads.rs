@@ -217,6 +217,11 @@ impl NackCode {
     }
 }
 
+/// How the message of a NACK BUSY from the daemon's per-sender rate limiter begins (the code is
+/// shared with backpressure refusals, which a client handles differently: they are not about its
+/// own sending rate).
+pub const RATE_LIMIT_NACK_PREFIX: &str = "rate limit exceeded";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NackPayload {
     pub ack_id: String,
@@ -236,6 +241,13 @@ impl NackPayload {
             reason: Some(code.reason().to_string()),
             message: Some(message.into()),
         }
+    }
+
+    /// Whether this NACK comes from the daemon's rate limiter ([`RATE_LIMIT_NACK_PREFIX`]).
+    pub fn is_rate_limit(&self) -> bool {
+        self.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with(RATE_LIMIT_NACK_PREFIX))
     }
 }
 
@@ -862,6 +874,24 @@ pub enum WatchEventPayload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_nacks_are_told_apart_from_backpressure() {
+        let limited = NackPayload::new(
+            "m1",
+            NackCode::Busy,
+            format!("{RATE_LIMIT_NACK_PREFIX} (500 msgs/s, burst 1000); retry after 3 ms"),
+        );
+        assert!(limited.is_rate_limit());
+        let backpressure = NackPayload::new(
+            "m2",
+            NackCode::Busy,
+            "storage is overloaded; not delivered to Bob, retry shortly",
+        );
+        assert!(!backpressure.is_rate_limit());
+        let bare: NackPayload = serde_json::from_str(r#"{"ack_id":"m3"}"#).unwrap();
+        assert!(!bare.is_rate_limit());
+    }
 
     #[test]
     fn hello_from_the_npm_sdk_parses() {

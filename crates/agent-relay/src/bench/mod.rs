@@ -108,7 +108,7 @@ fn rate_limit_hint(refused: u64, sent: u64) {
     if refused > 0 && refused.saturating_mul(1000) >= sent.max(1) * HINT_PER_MILLE {
         eprintln!(
             "rate limited: run the daemon with -c limits.rate_limit_enabled=false \
-             ({refused} of {sent} messages were refused with BUSY/NACK)"
+             ({refused} refusals with BUSY/NACK for {sent} messages)"
         );
     }
 }

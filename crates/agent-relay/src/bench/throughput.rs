@@ -49,6 +49,8 @@ struct SenderStats {
     resent: u64,
     busy: u64,
     nack: u64,
+    /// NACKs from the daemon's rate limiter (the others are backpressure).
+    rate_limited: u64,
     errors: u64,
     stalled: bool,
 }
@@ -141,6 +143,7 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
         sent.sent += s.sent;
         sent.busy += s.busy;
         sent.nack += s.nack;
+        sent.rate_limited += s.rate_limited;
         sent.resent += s.resent;
         sent.errors += s.errors;
         sent.stalled |= s.stalled;
@@ -193,6 +196,7 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
                 "losses": losses,
                 "busy": sent.busy,
                 "nack": sent.nack,
+                "rate_limited": sent.rate_limited,
                 "resent": sent.resent,
                 "errors": sent.errors,
                 "unexpected": got.unexpected,
@@ -240,7 +244,9 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
         }
         println!("command: {command}");
     }
-    rate_limit_hint(sent.busy + sent.nack, sent.sent);
+    // NACK BUSY from backpressure is expected here and handled (sent again); only the rate
+    // limiter's refusals mean the daemon is not configured for a benchmark.
+    rate_limit_hint(sent.rate_limited, sent.sent);
     let clean = losses == 0 && got.duplicate_ids == 0 && got.duplicate_seqs == 0;
     Ok(if clean {
         ExitCode::SUCCESS
@@ -364,6 +370,9 @@ async fn handle(
         }
         Incoming::Nack(n) => {
             stats.nack += 1;
+            if n.is_rate_limit() {
+                stats.rate_limited += 1;
+            }
             if n.code == Some(NackCode::Busy) {
                 *pause_until = Some(Instant::now() + NACK_PAUSE);
                 // Refused, not accepted: send it again after the pause.

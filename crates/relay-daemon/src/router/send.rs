@@ -180,7 +180,8 @@ impl Router {
             self.counters.rate_limited += 1;
             let l = &self.shared.config.limits;
             let msg = format!(
-                "rate limit exceeded ({} msgs/s, burst {}); retry after {} ms",
+                "{} ({} msgs/s, burst {}); retry after {} ms",
+                relay_protocol::RATE_LIMIT_NACK_PREFIX,
                 l.rate_limit_per_sec,
                 l.rate_limit_burst,
                 wait.as_millis()
