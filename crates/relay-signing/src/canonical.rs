@@ -591,6 +591,17 @@ mod tests {
             parse_strict("1 2"),
             Err(CanonicalError::NotJson(_))
         ));
+        // The text path refuses the same inputs.
+        for bad in ["{", r#""\ud800""#, "1 2", "1e400"] {
+            assert!(
+                matches!(canonicalize_str(bad), Err(CanonicalError::NotJson(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            canonicalize_str(r#"{"x":[{"k":1,"\u006b":2}]}"#),
+            Err(CanonicalError::DuplicateKey("k".into()))
+        );
     }
 
     #[test]
