@@ -211,18 +211,22 @@ async fn unknown_recipients_duplicates_and_rate_limits_are_answered() {
     bob.recv_ack().await;
     bob.expect_silence(Duration::from_millis(200)).await;
 
+    let mut sent = Vec::new();
     for i in 0..6 {
-        alice.send_to("Bob", &format!("r{i}")).await;
+        let body = format!("r{i}");
+        sent.push((alice.send_to("Bob", &body).await, body));
     }
     for _ in 0..3 {
         bob.recv_ack().await; // 5 tokens, 2 used above
     }
     let mut saw_nack = false;
     let mut saw_busy = false;
+    let mut refused = None;
     while let Some(v) = alice.next_within(Duration::from_millis(300)).await {
         match v["type"].as_str() {
             Some("NACK") => {
                 assert_eq!(v["payload"]["code"], "BUSY");
+                refused = v["payload"]["ack_id"].as_str().map(str::to_string);
                 // Clients (the bench) tell rate limiting apart from backpressure by this.
                 let nack: relay_protocol::NackPayload =
                     serde_json::from_value(v["payload"].clone()).expect("NACK payload");
@@ -240,6 +244,30 @@ async fn unknown_recipients_duplicates_and_rate_limits_are_answered() {
         saw_nack && saw_busy,
         "rate-limited sends get NACK BUSY and BUSY"
     );
+
+    // A refused SEND was not accepted: sent again under the same id once tokens are back, it
+    // is delivered, not dropped as a duplicate.
+    let refused = refused.expect("a refused id");
+    let body = &sent.iter().find(|(id, _)| *id == refused).expect("sent").1;
+    while let Some(v) = bob.next_within(Duration::from_millis(100)).await {
+        if v["type"] == "DELIVER" {
+            bob.ack(&v).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    alice
+        .send(json!({"v":1,"type":"SEND","id":refused,"ts":1,"to":"Bob",
+                     "payload":{"kind":"message","body":body}}))
+        .await;
+    let again = loop {
+        let v = bob.expect("DELIVER").await;
+        bob.ack(&v).await;
+        // Redeliveries of the accepted ones may still be on their way.
+        if v["payload"]["body"] == body.as_str() {
+            break v;
+        }
+    };
+    assert_eq!(again["from"], "Alice", "{again}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

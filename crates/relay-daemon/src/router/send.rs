@@ -46,6 +46,16 @@ impl RecentIds {
         self.order.push_back(id.to_string());
         true
     }
+
+    /// Forgets `id`, so that the same id may be sent again (it was refused, not accepted).
+    pub(crate) fn forget(&mut self, id: &str) {
+        if self.set.remove(id) {
+            // Usually the newest entry: search from the back.
+            if let Some(at) = self.order.iter().rposition(|x| x == id) {
+                self.order.remove(at);
+            }
+        }
+    }
 }
 
 /// Blocking SENDs waiting for a correlated ACK.
@@ -188,6 +198,7 @@ impl Router {
             );
             self.nack(conn_id, &env.id, NackCode::Busy, msg.clone());
             self.busy(conn_id, wait.as_millis() as u64 + 1, 0);
+            self.forget_refused_send(&sender, &env.id);
             let letter = self.letter_from_send(&sender, &to, &env, &payload);
             return self.dead_letter(FailureReason::RateLimited, letter, msg, false);
         }
@@ -247,7 +258,9 @@ impl Router {
             }
         };
         if routed == 0 {
-            return;
+            // Refused or nobody to deliver to: a retry under the same id must not be taken
+            // for a duplicate and dropped.
+            return self.forget_refused_send(&sender, &env.id);
         }
         // Storage falling behind: ask the sender to slow down before anything is refused.
         let (depth, capacity) = self.shared.store.queue_fill();
@@ -550,6 +563,15 @@ impl Router {
         self.counters.sync_timeouts += 1;
         let msg = format!("ACK timeout after {}ms: no correlated ACK for SEND {} (correlationId {correlation_id})", wait.timeout_ms, wait.send_id);
         self.reply_error(wait.sender_conn, ErrorCode::Timeout, msg, &wait.send_id);
+    }
+
+    /// Lets `sender` send `id` again: the SEND was not accepted anywhere. (A signed SEND's
+    /// signature stays used: a retry must be signed anew under a new id, or anyone holding the
+    /// old frame could have it delivered next to the retry.)
+    fn forget_refused_send(&mut self, sender: &str, id: &str) {
+        if let Some(ids) = self.dedupe.get_mut(sender) {
+            ids.forget(id);
+        }
     }
 
     pub(crate) fn nack(&mut self, conn_id: u64, send_id: &str, code: NackCode, message: String) {
