@@ -48,24 +48,41 @@ impl DlqBackend {
         }
     }
 
-    /// `(degraded, spooled, last_error)` for the status. Until the spool has been counted the
-    /// backend counts as degraded: the spool may still hold letters of a previous run, and
-    /// "not degraded, nothing spooled" would claim they are in PostgreSQL.
-    pub(crate) fn health(&self) -> (bool, u64, Option<String>) {
+    /// The backend's health for the status. Until the spool has been counted the backend
+    /// counts as degraded: the spool may still hold letters of a previous run, and "not
+    /// degraded, nothing spooled" would claim they are in PostgreSQL.
+    pub(crate) fn health(&self) -> BackendHealth {
         match self {
             DlqBackend::Resilient(r) => {
                 let h = r.status();
+                let checking_spool = !h.spool_checked && h.last_error.is_none();
                 let last_error = match h.last_error {
                     None if !h.spool_checked => {
                         Some("the local spool has not been checked since start".to_string())
                     }
                     e => e,
                 };
-                (h.degraded || !h.spool_checked, h.spooled, last_error)
+                BackendHealth {
+                    degraded: h.degraded || !h.spool_checked,
+                    checking_spool,
+                    spooled: h.spooled,
+                    last_error,
+                }
             }
-            DlqBackend::Plain(_) => (false, 0, None),
+            DlqBackend::Plain(_) => BackendHealth::default(),
         }
     }
+}
+
+/// What [`DlqBackend::health`] reports.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct BackendHealth {
+    pub degraded: bool,
+    /// Degraded only because the spool of an earlier run has not been checked yet (the moments
+    /// after start-up), not because PostgreSQL failed.
+    pub checking_spool: bool,
+    pub spooled: u64,
+    pub last_error: Option<String>,
 }
 
 /// What the router tells the service.
@@ -117,6 +134,8 @@ pub struct DlqStatus {
     pub enabled: bool,
     pub backend: String,
     pub degraded: bool,
+    /// Degraded only while the spool of an earlier run is being checked after start-up.
+    pub checking_spool: bool,
     pub spooled: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -199,13 +218,14 @@ pub fn channel(
     router_tx: mpsc::Sender<crate::router::RouterMsg>,
 ) -> (DlqService, DlqHandle, DlqSink) {
     let (tx, rx) = mpsc::channel(DLQ_QUEUE);
-    let (degraded, spooled, last_error) = backend.health();
+    let health = backend.health();
     let status = Arc::new(Mutex::new(DlqStatus {
         enabled: true,
         backend: backend.store().backend().to_string(),
-        degraded,
-        spooled,
-        last_error,
+        degraded: health.degraded,
+        checking_spool: health.checking_spool,
+        spooled: health.spooled,
+        last_error: health.last_error,
         ..Default::default()
     }));
     let handle = DlqHandle {
@@ -214,4 +234,25 @@ pub fn channel(
     };
     let service = DlqService::new(backend, config, messages, router_tx, rx, status);
     (service, handle.clone(), DlqSink { handle })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relay_dlq::MemoryDlq;
+
+    #[tokio::test]
+    async fn an_unchecked_spool_reads_as_starting_not_as_an_outage() {
+        let primary: Arc<dyn DlqStore> = Arc::new(MemoryDlq::new());
+        let spool: Arc<dyn DlqStore> = Arc::new(MemoryDlq::new());
+        let resilient = Arc::new(ResilientDlq::new(primary, spool));
+        let backend = DlqBackend::Resilient(resilient.clone());
+
+        let starting = backend.health();
+        assert!(starting.degraded, "{starting:?}");
+        assert!(starting.checking_spool, "{starting:?}");
+
+        resilient.drain(0).await.expect("drains an empty spool");
+        assert_eq!(backend.health(), BackendHealth::default());
+    }
 }

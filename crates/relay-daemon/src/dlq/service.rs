@@ -435,12 +435,13 @@ impl DlqService {
     }
 
     pub(super) fn publish(&self) {
-        let (degraded, spooled, last_error) = self.backend.health();
+        let health = self.backend.health();
         if let Ok(mut s) = self.status.lock() {
             let dropped = s.counters.dropped;
-            s.degraded = degraded;
-            s.spooled = spooled;
-            s.last_error = last_error;
+            s.degraded = health.degraded;
+            s.checking_spool = health.checking_spool;
+            s.spooled = health.spooled;
+            s.last_error = health.last_error;
             s.unacknowledged = self.unacknowledged;
             s.alerting = self.alerting;
             s.counters = DlqCounters {

@@ -420,7 +420,16 @@ impl Router {
             recommendations.push("see `agent-relay history` for failed messages".into());
         }
         if let Some(dlq) = self.dlq.as_ref().map(|d| d.snapshot()) {
-            if dlq.degraded {
+            if dlq.checking_spool {
+                issues.push(HealthIssue {
+                    severity: "low".into(),
+                    message: format!(
+                        "dead letter store ({}) starting: checking the local spool for letters \
+                         kept by an earlier run",
+                        dlq.backend
+                    ),
+                });
+            } else if dlq.degraded {
                 score -= 20;
                 issues.push(HealthIssue {
                     severity: "high".into(),
