@@ -279,7 +279,7 @@ impl Router {
         self.notify_watchers(sender, channel, env, &send_like);
         let members = super::context::Recipients::Channel(channel);
         let mut routed = super::context::Routed::send(env, sender, channel, &send_like, members);
-        routed.channel = Some(channel);
+        routed.message.channel = Some(channel);
         self.record_history(routed);
         tracing::trace!(channel, reached, "channel message");
     }

@@ -310,16 +310,19 @@ impl Router {
         row.thread = thread;
         row.data = Some(data);
         self.record_history(super::context::Routed {
-            id: &row.id,
-            from: CONSENSUS,
-            to,
+            message: crate::compaction::EventFields {
+                id: &row.id,
+                from: CONSENSUS,
+                to,
+                kind: "action",
+                body: text,
+                thread: row.thread.as_deref(),
+                channel: None,
+                importance: None,
+                system: false,
+                ts: 0,
+            },
             recipients: super::context::Recipients::One(to),
-            kind: "action",
-            body: text,
-            thread: row.thread.as_deref(),
-            channel: None,
-            importance: None,
-            system: false,
         });
         let Some(conn_id) = self.by_name.get(to).copied() else {
             row.status = MessageStatus::Unread;

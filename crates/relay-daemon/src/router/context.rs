@@ -58,16 +58,10 @@ pub(crate) enum Recipients<'a> {
 
 /// A routed message, as the router describes it to the compaction service.
 pub(crate) struct Routed<'a> {
-    pub id: &'a str,
-    pub from: &'a str,
-    pub to: &'a str,
+    /// The message; its `ts` is stamped by [`Router::record_history`], only when compaction
+    /// is on.
+    pub message: EventFields<'a>,
     pub recipients: Recipients<'a>,
-    pub kind: &'a str,
-    pub body: &'a str,
-    pub thread: Option<&'a str>,
-    pub channel: Option<&'a str>,
-    pub importance: Option<u8>,
-    pub system: bool,
 }
 
 impl<'a> Routed<'a> {
@@ -80,21 +74,24 @@ impl<'a> Routed<'a> {
         recipients: Recipients<'a>,
     ) -> Routed<'a> {
         Routed {
-            id: &env.id,
-            from,
-            to,
+            message: EventFields {
+                id: &env.id,
+                from,
+                to,
+                kind: payload.kind.as_str(),
+                body: &payload.body,
+                thread: payload.thread.as_deref(),
+                channel: None,
+                importance: env.payload_meta.as_ref().and_then(|m| m.importance),
+                system: payload
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("_spawnTask"))
+                    .and_then(|v| v.as_bool())
+                    == Some(true),
+                ts: 0,
+            },
             recipients,
-            kind: payload.kind.as_str(),
-            body: &payload.body,
-            thread: payload.thread.as_deref(),
-            channel: None,
-            importance: env.payload_meta.as_ref().and_then(|m| m.importance),
-            system: payload
-                .data
-                .as_ref()
-                .and_then(|d| d.get("_spawnTask"))
-                .and_then(|v| v.as_bool())
-                == Some(true),
         }
     }
 }
@@ -156,10 +153,14 @@ impl Router {
 
     /// Records a routed message for the compaction service (sent by [`Self::flush_history`]).
     /// Allocates nothing of its own: the message is copied into the pass's batch.
-    pub(crate) fn record_history(&mut self, m: Routed<'_>) {
+    pub(crate) fn record_history(&mut self, routed: Routed<'_>) {
         let Some(link) = self.compaction.as_mut() else {
             return;
         };
+        let Routed {
+            message: m,
+            recipients,
+        } = routed;
         let batch = &mut link.handle.batch;
         let keeps = |name: &str| keeps_history(name, &self.by_name, &self.conns, &self.registry);
         if keeps(m.from) {
@@ -170,7 +171,7 @@ impl Router {
                 batch.participant(r);
             }
         };
-        match m.recipients {
+        match recipients {
             Recipients::None => {}
             Recipients::One(r) => add(r),
             Recipients::Names(names) => names.iter().for_each(|r| add(r)),
@@ -182,16 +183,8 @@ impl Router {
             return batch.discard();
         }
         batch.finish(EventFields {
-            id: m.id,
-            from: m.from,
-            to: m.to,
-            kind: m.kind,
-            body: m.body,
-            thread: m.thread,
-            channel: m.channel,
-            importance: m.importance,
-            system: m.system,
             ts: relay_protocol::now_ms(),
+            ..m
         });
     }
 
