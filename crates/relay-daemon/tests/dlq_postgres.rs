@@ -130,6 +130,43 @@ async fn dlq_status(c: &mut Client) -> serde_json::Value {
     c.query("STATUS", json!({})).await["payload"]["dlq"].clone()
 }
 
+/// The DLQ status once it reads `degraded` with `spooled` letters in the spool, or the last one
+/// read after five seconds (for the caller's assertions to report).
+async fn dlq_status_when(c: &mut Client, degraded: bool, spooled: u64) -> serde_json::Value {
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        status = dlq_status(c).await;
+        if status["degraded"] == degraded && status["spooled"].as_u64() == Some(spooled) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    status
+}
+
+/// A connection to the test server (its driver runs on a task of its own).
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+}
+
+/// The recipients of the dead letters in PostgreSQL, in order.
+async fn postgres_targets(
+    client: &tokio_postgres::Client,
+    schema: &str,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            &format!("SELECT to_agent FROM \"{schema}\".dead_letters ORDER BY to_agent"),
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_loses_nothing_and_drains_on_return() {
     let Some(Outage {
@@ -173,14 +210,7 @@ async fn postgres_outage_loses_nothing_and_drains_on_return() {
         bob.recv_ack().await["payload"]["body"],
         "routing still works"
     );
-    let mut status = serde_json::Value::Null;
-    for _ in 0..100 {
-        status = dlq_status(&mut alice).await;
-        if status["degraded"] == true && status["spooled"].as_u64() == Some(5) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut status = dlq_status_when(&mut alice, true, 5).await;
     assert_eq!(status["degraded"], true, "{status}");
     assert_eq!(status["spooled"], 5, "{status}");
     let health = alice.query("HEALTH", json!({})).await;
@@ -206,30 +236,16 @@ async fn postgres_outage_loses_nothing_and_drains_on_return() {
 
     // PostgreSQL returns: the spool drains and the daemon is healthy again.
     proxy.restore();
-    for _ in 0..100 {
-        status = dlq_status(&mut alice).await;
-        if status["degraded"] == false && status["spooled"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    status = dlq_status_when(&mut alice, false, 0).await;
     assert_eq!(status["degraded"], false, "{status}");
     assert_eq!(status["spooled"], 0, "{status}");
     d.stop().await;
 
     // Every letter is in PostgreSQL.
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    let rows = client
-        .query(
-            &format!("SELECT to_agent FROM \"{schema}\".dead_letters ORDER BY to_agent"),
-            &[],
-        )
+    let client = connect(&url).await;
+    let targets = postgres_targets(&client, &schema)
         .await
         .expect("query dead letters");
-    let targets: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     let _ = client
         .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .await;
@@ -265,14 +281,7 @@ async fn spool_of_a_previous_run_drains_when_postgres_is_back_before_the_restart
             .await;
         alice.expect("NACK").await;
     }
-    let mut status = serde_json::Value::Null;
-    for _ in 0..100 {
-        status = dlq_status(&mut alice).await;
-        if status["degraded"] == true && status["spooled"].as_u64() == Some(3) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut status = dlq_status_when(&mut alice, true, 3).await;
     assert_eq!(status["spooled"], 3, "{status}");
     drop(alice);
     d.stop().await;
@@ -281,28 +290,13 @@ async fn spool_of_a_previous_run_drains_when_postgres_is_back_before_the_restart
     proxy.restore();
     d.restart().await;
     let mut alice = d.client("Alice").await;
-    for _ in 0..100 {
-        status = dlq_status(&mut alice).await;
-        if status["degraded"] == false && status["spooled"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    status = dlq_status_when(&mut alice, false, 0).await;
     assert_eq!(status["degraded"], false, "{status}");
     assert_eq!(status["spooled"], 0, "{status}");
 
     // Drained means in PostgreSQL now, while the daemon still runs.
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    let rows = client
-        .query(
-            &format!("SELECT to_agent FROM \"{schema}\".dead_letters ORDER BY to_agent"),
-            &[],
-        )
-        .await
-        .map(|rows| rows.iter().map(|r| r.get(0)).collect::<Vec<String>>());
+    let client = connect(&url).await;
+    let rows = postgres_targets(&client, &schema).await;
     drop(alice);
     d.stop().await;
     let _ = client
