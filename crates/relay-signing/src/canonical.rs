@@ -20,15 +20,14 @@
 //!
 //! Reading text refuses duplicate member names at any depth, which RFC 8785
 //! (through I-JSON) requires and which would otherwise let two parsers see two
-//! different messages behind one signature; [`parse_strict`] applies the same
-//! rule when a [`Value`] is wanted.
+//! different messages behind one signature.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
 use crate::error::CanonicalError;
 
@@ -59,14 +58,6 @@ pub fn write_canonical_text(json: &str, out: &mut String) -> Result<(), Canonica
     let node = Node::deserialize(&mut de).map_err(classify)?;
     de.end().map_err(classify)?;
     write_node(&node, out)
-}
-
-/// Parses JSON text, refusing duplicate member names in any object.
-pub fn parse_strict(json: &str) -> Result<Value, CanonicalError> {
-    let mut de = serde_json::Deserializer::from_str(json);
-    let value = StrictValue::deserialize(&mut de).map_err(classify)?;
-    de.end().map_err(classify)?;
-    Ok(value.0)
 }
 
 /// Orders two strings by their UTF-16 code units (RFC 8785 §3.2.3).
@@ -391,79 +382,6 @@ impl<'de> Visitor<'de> for MemberNameVisitor {
     }
 }
 
-/// A `Value` whose objects were checked for duplicate member names.
-struct StrictValue(Value);
-
-impl<'de> Deserialize<'de> for StrictValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom(format!("number {v} is not finite")))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(StrictValue(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::new();
-        while let Some(name) = access.next_key::<String>()? {
-            let StrictValue(value) = access.next_value()?;
-            if map.contains_key(&name) {
-                return Err(duplicate(&name));
-            }
-            map.insert(name, value);
-        }
-        Ok(Value::Object(map))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,38 +488,24 @@ mod tests {
     #[test]
     fn duplicate_members_are_refused_at_any_depth() {
         assert_eq!(
-            parse_strict(r#"{"a":1,"a":2}"#),
+            canonicalize_str(r#"{"a":1,"a":2}"#),
             Err(CanonicalError::DuplicateKey("a".into()))
         );
         assert_eq!(
-            parse_strict(r#"{"x":[{"k":1,"\u006b":2}]}"#),
+            canonicalize_str(r#"{"x":[{"k":1,"\u006b":2}]}"#),
             Err(CanonicalError::DuplicateKey("k".into()))
         );
-        assert!(parse_strict(r#"{"a":{"a":1}}"#).is_ok());
+        assert!(canonicalize_str(r#"{"a":{"a":1}}"#).is_ok());
     }
 
     #[test]
     fn invalid_json_and_lone_surrogates_are_refused() {
-        assert!(matches!(parse_strict("{"), Err(CanonicalError::NotJson(_))));
-        assert!(matches!(
-            parse_strict(r#""\ud800""#),
-            Err(CanonicalError::NotJson(_))
-        ));
-        assert!(matches!(
-            parse_strict("1 2"),
-            Err(CanonicalError::NotJson(_))
-        ));
-        // The text path refuses the same inputs.
-        for bad in ["{", r#""\ud800""#, "1 2", "1e400"] {
+        for bad in ["{", r#""\ud800""#, "1 2"] {
             assert!(
                 matches!(canonicalize_str(bad), Err(CanonicalError::NotJson(_))),
                 "{bad}"
             );
         }
-        assert_eq!(
-            canonicalize_str(r#"{"x":[{"k":1,"\u006b":2}]}"#),
-            Err(CanonicalError::DuplicateKey("k".into()))
-        );
     }
 
     #[test]
@@ -609,7 +513,7 @@ mod tests {
         assert!(format_number(f64::NAN).is_err());
         assert!(format_number(f64::INFINITY).is_err());
         assert!(matches!(
-            parse_strict("1e400"),
+            canonicalize_str("1e400"),
             Err(CanonicalError::NotJson(_))
         ));
     }
