@@ -11,12 +11,12 @@
 //!   controls as `\u00xx` (lowercase hex); everything else literal UTF-8.
 //! * No whitespace.
 //!
-//! Two entry points share one writer: [`to_string`] for a
-//! [`serde_json::Value`], and [`canonicalize_str`] / [`write_canonical_text`]
-//! for JSON text. The text path is the hot one (every signed message is
-//! canonicalised once by its sender and once by the daemon): it reads the text
-//! into a borrowed tree — strings without escapes are not copied, objects are
-//! flat vectors sorted in place — and writes straight into the caller's buffer.
+//! [`canonicalize_str`] / [`write_canonical_text`] canonicalise JSON text;
+//! [`to_string`] does the same for a [`serde_json::Value`] through its text.
+//! Every signed message is canonicalised once by its sender and once by the
+//! daemon, so the text is read into a borrowed tree (strings without escapes
+//! are not copied, objects are flat vectors sorted in place) and written
+//! straight into the caller's buffer.
 //!
 //! Reading text refuses duplicate member names at any depth, which RFC 8785
 //! (through I-JSON) requires and which would otherwise let two parsers see two
@@ -27,15 +27,16 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Number, Value};
+use serde_json::Value;
 
 use crate::error::CanonicalError;
 
 /// The canonical (RFC 8785) text of `value`.
 pub fn to_string(value: &Value) -> Result<String, CanonicalError> {
-    let mut out = String::new();
-    write_value(value, &mut out)?;
-    Ok(out)
+    // Through its JSON text: one canonical writer serves both entry points. The text holds the
+    // same doubles (shortest round-trip digits, read back exactly) and no duplicate members.
+    let text = serde_json::to_string(value).map_err(|e| CanonicalError::NotJson(e.to_string()))?;
+    canonicalize_str(&text)
 }
 
 /// The canonical (RFC 8785) UTF-8 bytes of `value`.
@@ -161,58 +162,6 @@ fn needs_escape(word: u64) -> bool {
     let quotes = zero_bytes(word ^ (ONES * u64::from(b'"')));
     let backslashes = zero_bytes(word ^ (ONES * u64::from(b'\\')));
     (controls | quotes | backslashes) != 0
-}
-
-fn write_value(value: &Value, out: &mut String) -> Result<(), CanonicalError> {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => write_number(number_as_f64(n)?, out)?,
-        Value::String(s) => write_string(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_value(item, out)?;
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_by(|a, b| cmp_utf16(a.0, b.0));
-            out.push('{');
-            for (i, (name, value)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(name, out);
-                out.push(':');
-                write_value(value, out)?;
-            }
-            out.push('}');
-        }
-    }
-    Ok(())
-}
-
-fn number_as_f64(n: &Number) -> Result<f64, CanonicalError> {
-    // Rounding an integer to the nearest double is exactly what JCS asks for.
-    let f = if let Some(u) = n.as_u64() {
-        u as f64
-    } else if let Some(i) = n.as_i64() {
-        i as f64
-    } else {
-        n.as_f64()
-            .ok_or_else(|| CanonicalError::NonFiniteNumber(n.to_string()))?
-    };
-    if f.is_finite() {
-        Ok(f)
-    } else {
-        Err(CanonicalError::NonFiniteNumber(n.to_string()))
-    }
 }
 
 fn classify(err: serde_json::Error) -> CanonicalError {
