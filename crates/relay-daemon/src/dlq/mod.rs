@@ -144,6 +144,16 @@ pub struct DlqStatus {
     pub counters: DlqCounters,
 }
 
+impl DlqStatus {
+    /// Takes the backend's health.
+    pub(crate) fn set_health(&mut self, health: BackendHealth) {
+        self.degraded = health.degraded;
+        self.checking_spool = health.checking_spool;
+        self.spooled = health.spooled;
+        self.last_error = health.last_error;
+    }
+}
+
 /// The router's handle on the service.
 #[derive(Clone)]
 pub struct DlqHandle {
@@ -218,16 +228,13 @@ pub fn channel(
     router_tx: mpsc::Sender<crate::router::RouterMsg>,
 ) -> (DlqService, DlqHandle, DlqSink) {
     let (tx, rx) = mpsc::channel(DLQ_QUEUE);
-    let health = backend.health();
-    let status = Arc::new(Mutex::new(DlqStatus {
+    let mut status = DlqStatus {
         enabled: true,
         backend: backend.store().backend().to_string(),
-        degraded: health.degraded,
-        checking_spool: health.checking_spool,
-        spooled: health.spooled,
-        last_error: health.last_error,
         ..Default::default()
-    }));
+    };
+    status.set_health(backend.health());
+    let status = Arc::new(Mutex::new(status));
     let handle = DlqHandle {
         tx,
         status: status.clone(),

@@ -438,10 +438,7 @@ impl DlqService {
         let health = self.backend.health();
         if let Ok(mut s) = self.status.lock() {
             let dropped = s.counters.dropped;
-            s.degraded = health.degraded;
-            s.checking_spool = health.checking_spool;
-            s.spooled = health.spooled;
-            s.last_error = health.last_error;
+            s.set_health(health);
             s.unacknowledged = self.unacknowledged;
             s.alerting = self.alerting;
             s.counters = DlqCounters {
