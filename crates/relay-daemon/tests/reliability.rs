@@ -185,6 +185,15 @@ async fn sync_send_gets_the_correlated_ack_or_a_timeout() {
     let e = alice.expect("ERROR").await;
     assert_eq!(e["payload"]["code"], "BAD_REQUEST");
     bob.expect_silence(Duration::from_millis(200)).await;
+
+    // Not routed means not accepted: corrected and sent again under the same id, it is routed
+    // (not dropped as a duplicate).
+    alice
+        .send(json!({"v":1,"type":"SEND","id":"s4","ts":1,"to":"Bob","payload":{"kind":"message","body":"x"},
+            "payload_meta":{"sync":{"correlationId":"corr-4","timeoutMs":30000,"blocking":true}}}))
+        .await;
+    let m = bob.recv_ack().await;
+    assert_eq!(m["payload_meta"]["sync"]["correlationId"], "corr-4");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

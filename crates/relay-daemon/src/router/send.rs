@@ -47,14 +47,9 @@ impl RecentIds {
         true
     }
 
-    /// Forgets `id`, so that the same id may be sent again (it was refused, not accepted).
-    pub(crate) fn forget(&mut self, id: &str) {
-        if self.set.remove(id) {
-            // Usually the newest entry: search from the back.
-            if let Some(at) = self.order.iter().rposition(|x| x == id) {
-                self.order.remove(at);
-            }
-        }
+    /// Whether `id` was recorded (and not yet pushed out of the window).
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
     }
 }
 
@@ -143,12 +138,12 @@ impl Router {
         if !self.verify_ingress(conn_id, &env, consensus_command) {
             return;
         }
-        let window = self.shared.config.delivery.dedupe_window;
-        if !self
+        // Only accepted SENDs are remembered (`remember_send`): a retry of a refused one under
+        // the same id must not be taken for a duplicate and dropped.
+        if self
             .dedupe
-            .entry(sender.clone())
-            .or_default()
-            .insert(&env.id, window)
+            .get(&sender)
+            .is_some_and(|ids| ids.contains(&env.id))
         {
             self.counters.duplicate_sends += 1;
             return;
@@ -182,6 +177,7 @@ impl Router {
         }
         // Consensus commands are answered by the engine: not rate-limited, never routed.
         if to == super::consensus::CONSENSUS {
+            self.remember_send(&sender, &env.id);
             let recipients = Recipients::None;
             self.record_history(Routed::send(&env, &sender, &to, &payload, recipients));
             return self.on_consensus_text(&sender, &payload.body);
@@ -198,7 +194,6 @@ impl Router {
             );
             self.nack(conn_id, &env.id, NackCode::Busy, msg.clone());
             self.busy(conn_id, wait.as_millis() as u64 + 1, 0);
-            self.forget_refused_send(&sender, &env.id);
             let letter = self.letter_from_send(&sender, &to, &env, &payload);
             return self.dead_letter(FailureReason::RateLimited, letter, msg, false);
         }
@@ -258,10 +253,10 @@ impl Router {
             }
         };
         if routed == 0 {
-            // Refused or nobody to deliver to: a retry under the same id must not be taken
-            // for a duplicate and dropped.
-            return self.forget_refused_send(&sender, &env.id);
+            // Refused, or nobody to deliver to: not accepted, so not remembered.
+            return;
         }
+        self.remember_send(&sender, &env.id);
         // Storage falling behind: ask the sender to slow down before anything is refused.
         let (depth, capacity) = self.shared.store.queue_fill();
         if depth * 2 > capacity {
@@ -565,13 +560,15 @@ impl Router {
         self.reply_error(wait.sender_conn, ErrorCode::Timeout, msg, &wait.send_id);
     }
 
-    /// Lets `sender` send `id` again: the SEND was not accepted anywhere. (A signed SEND's
-    /// signature stays used: a retry must be signed anew under a new id, or anyone holding the
-    /// old frame could have it delivered next to the retry.)
-    fn forget_refused_send(&mut self, sender: &str, id: &str) {
-        if let Some(ids) = self.dedupe.get_mut(sender) {
-            ids.forget(id);
-        }
+    /// Records an accepted SEND's id: the same id from `sender` within the dedupe window is a
+    /// duplicate. (A refused signed SEND still cannot be retried under its id: its signature
+    /// is spent, see `verify_ingress`.)
+    fn remember_send(&mut self, sender: &str, id: &str) {
+        let window = self.shared.config.delivery.dedupe_window;
+        self.dedupe
+            .entry(sender.to_string())
+            .or_default()
+            .insert(id, window);
     }
 
     pub(crate) fn nack(&mut self, conn_id: u64, send_id: &str, code: NackCode, message: String) {
