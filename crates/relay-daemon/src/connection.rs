@@ -204,6 +204,8 @@ pub async fn serve_connection(
         return;
     }
 
+    // The name every signature on this connection must verify for (the router's, too).
+    let agent = hello.agent.clone();
     let session = resolve_session(&shared, &hello, &outlet).await;
     let registration = Registration {
         conn_id,
@@ -290,7 +292,11 @@ pub async fn serve_connection(
                                     if matches!(env.msg_type, MessageType::Send | MessageType::ChannelMessage) {
                                         wait_for_storage(&shared).await;
                                     }
-                                    if shared.router_tx.send(RouterMsg::Frame { conn_id, env: Box::new(env) }).await.is_err() {
+                                    let signature = match &shared.signing {
+                                        Some(verifier) if crate::signing::checked_on_ingress(&env.msg_type) => verifier.precheck(&env, &agent),
+                                        _ => None,
+                                    };
+                                    if shared.router_tx.send(RouterMsg::Frame { conn_id, env: Box::new(env), signature }).await.is_err() {
                                         break "daemon is shutting down".to_string();
                                     }
                                 }

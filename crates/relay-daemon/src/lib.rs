@@ -23,6 +23,7 @@ pub mod signing;
 mod sysinfo;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use relay_config::RelayConfig;
@@ -44,4 +45,6 @@ pub struct Shared {
     /// The project the daemon serves (spawned agents run in its root); `None` in tests that
     /// serve a bare socket, where the socket's directory stands in for `.agent-relay/`.
     pub project: Option<relay_config::ProjectPaths>,
+    /// Signature checks (`[signing] enabled`), shared by the router and the connection tasks.
+    pub signing: Option<Arc<signing::Verifier>>,
 }

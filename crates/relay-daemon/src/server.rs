@@ -253,6 +253,14 @@ pub async fn run(
     let agents = store.agents().await?;
     let channels = Channels::from_memberships(store.channel_memberships().await?);
     let (router_tx, router_rx) = mpsc::channel(65_536);
+    let verifier = config.signing.enabled.then(|| {
+        let keys_dir = subsystems
+            .keys_dir
+            .clone()
+            .or_else(|| socket_path.parent().map(|d| d.join("keys")))
+            .unwrap_or_else(|| PathBuf::from("keys"));
+        Arc::new(crate::signing::Verifier::new(&config.signing, keys_dir))
+    });
     let shared = Arc::new(Shared {
         auth: AuthPolicy::new(config.auth.clone()),
         config,
@@ -261,6 +269,7 @@ pub async fn run(
         started: Instant::now(),
         socket_path,
         project: subsystems.project.clone(),
+        signing: verifier.clone(),
     });
     // Checked before anything starts: an invalid section stops the daemon, naming the key.
     let compaction = if shared.config.compaction.enabled {
@@ -299,30 +308,22 @@ pub async fn run(
     } else {
         None
     };
-    let signing = if shared.config.signing.enabled {
-        let window_ms = shared.config.signing.replay_window_secs as i64 * 1000;
-        let recent = store
-            .recent_signatures(relay_protocol::now_ms() as i64 - window_ms)
-            .await?;
-        let keys_dir = subsystems
-            .keys_dir
-            .clone()
-            .or_else(|| shared.socket_path.parent().map(|d| d.join("keys")))
-            .unwrap_or_else(|| PathBuf::from("keys"));
-        if shared.config.signing.shared_secret.is_empty() {
-            tokio::spawn(crate::signing::refresh_keys(
-                keys_dir.clone(),
-                shared.config.signing.clone(),
-                shared.router_tx.clone(),
-            ));
+    let signing = match verifier {
+        Some(verifier) => {
+            let window_ms = shared.config.signing.replay_window_secs as i64 * 1000;
+            let recent = store
+                .recent_signatures(relay_protocol::now_ms() as i64 - window_ms)
+                .await?;
+            if shared.config.signing.shared_secret.is_empty() {
+                tokio::spawn(crate::signing::refresh_keys(
+                    verifier.keys_dir().to_path_buf(),
+                    shared.config.signing.clone(),
+                    shared.router_tx.clone(),
+                ));
+            }
+            Some(crate::signing::SigningGuard::new(verifier, recent))
         }
-        Some(crate::signing::SigningGuard::new(
-            &shared.config.signing,
-            keys_dir,
-            recent,
-        ))
-    } else {
-        None
+        None => None,
     };
     let (compaction_handle, compaction_task) = match compaction {
         Some((service, handle)) => {

@@ -1,19 +1,28 @@
 //! Signature checks on ingress (`[signing]`).
 //!
-//! Every SEND is checked against the authenticated connection name before it is routed: a
-//! present signature must verify (key known, not revoked or expired, time within the replay
-//! window, message id never used before by that signer — remembered in storage so a restart does
-//! not reopen the window). A missing signature is accepted, logged or refused according to
-//! `require_signatures`. `_sig` travels unchanged on every DELIVER, so recipients can verify too.
+//! Every SEND (and consensus command, SPAWN, RELEASE) is checked against the authenticated
+//! connection name before it is routed: a present signature must verify (key known, not revoked
+//! or expired, time within the replay window, message id never used before by that signer —
+//! remembered in storage so a restart does not reopen the window). A missing signature is
+//! accepted, logged or refused according to `require_signatures`. `_sig` travels unchanged on
+//! every DELIVER, so recipients can verify too.
+//!
+//! The work is split in two. [`Verifier`] holds what a check needs apart from the replay cache
+//! (keys, window, requirement) and is shared with the connection tasks: each checks a signed
+//! frame's signature as the frame arrives ([`Verifier::precheck`]), in parallel with the other
+//! connections and while the frame's bytes are still in that core's cache. [`SigningGuard`],
+//! owned by the router, adds the replay check, which needs the one ordered view of every
+//! accepted signature; it verifies a signature itself only when no precheck came with the frame.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use relay_config::SigningSection;
-use relay_protocol::Envelope;
+use relay_protocol::{Envelope, MessageType};
 use relay_signing::{
-    KeyLookup, KeyRing, Keystore, ReplayCache, ReplayEntry, SharedSecret, Signature,
+    KeyLookup, KeyRing, KeyStatus, Keystore, ReplayCache, ReplayEntry, SharedSecret, Signature,
 };
 
 /// What to do with messages that carry no signature.
@@ -43,87 +52,94 @@ pub enum Verdict {
     Unsigned,
 }
 
-enum Keys {
-    Shared(SharedSecret),
-    /// Per-agent key files, re-read off the router task by [`refresh_keys`].
-    PerAgent(KeyRing),
+/// A connection task's finding on one signed frame, handed to the router with the frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precheck {
+    /// The signature verifies for the connection's agent; the replay check is still to do.
+    Verified { m: String, t: u64 },
+    /// Refused; why.
+    Refused(String),
 }
 
-/// The daemon's signature checker; owned by the router.
-pub struct SigningGuard {
+/// The frame types whose signatures the router checks (see [`SigningGuard::check`]); the
+/// connection tasks precheck these. A type missing here is still checked, by the router.
+pub fn checked_on_ingress(msg_type: &MessageType) -> bool {
+    use MessageType as T;
+    matches!(
+        msg_type,
+        T::Send | T::ProposalCreate | T::Vote | T::ConsensusCancel | T::Spawn | T::Release
+    )
+}
+
+enum Keys {
+    Shared(SharedSecret),
+    /// Per-agent key files, re-read off the router task by [`refresh_keys`]. Written about once
+    /// a second; read (briefly, for one key lookup) by every signed frame.
+    PerAgent(RwLock<KeyRing>),
+}
+
+impl KeyLookup for Keys {
+    fn key(&self, signer: &str, key_id: &str) -> KeyStatus {
+        match self {
+            Keys::Shared(secret) => KeyLookup::key(secret, signer, key_id),
+            // A panic elsewhere while holding the lock leaves a whole ring behind (it is only
+            // ever replaced or extended by one insert), so a poisoned lock is still usable.
+            Keys::PerAgent(ring) => ring
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .key(signer, key_id),
+        }
+    }
+}
+
+/// The signature checks that need no router state; shared by the router and the connection
+/// tasks.
+pub struct Verifier {
     requirement: Requirement,
     allow_unsigned: HashSet<String>,
     window_ms: u64,
     keys: Keys,
-    replay: ReplayCache,
     keys_dir: PathBuf,
 }
 
-impl SigningGuard {
-    /// Builds the guard; `recent` are the (signer, id, time) triples remembered in storage.
-    pub fn new(
-        config: &SigningSection,
-        keys_dir: PathBuf,
-        recent: Vec<(String, String, i64)>,
-    ) -> SigningGuard {
+impl Verifier {
+    /// Loads the keys `config` names (the shared secret, or the key files in `keys_dir`).
+    pub fn new(config: &SigningSection, keys_dir: PathBuf) -> Verifier {
         let keys = if config.shared_secret.is_empty() {
-            Keys::PerAgent(load_ring(&Keystore::new(&keys_dir)))
+            Keys::PerAgent(RwLock::new(load_ring(&Keystore::new(&keys_dir))))
         } else {
             Keys::Shared(SharedSecret::new(&config.shared_secret))
         };
-        let window_ms = config.replay_window_secs * 1000;
-        let mut replay = ReplayCache::default();
-        let now = relay_protocol::now_ms();
-        let entries = recent.into_iter().map(|(signer, m, t)| ReplayEntry {
-            signer,
-            m,
-            t: t.max(0) as u64,
-        });
-        let loaded = replay.load(entries, None, now, window_ms);
-        if loaded > 0 {
-            tracing::info!(loaded, "signature replay cache restored");
-        }
-        SigningGuard {
+        Verifier {
             requirement: Requirement::parse(&config.require_signatures),
             allow_unsigned: config.allow_unsigned_from.iter().cloned().collect(),
-            window_ms,
+            window_ms: config.replay_window_secs * 1000,
             keys,
-            replay,
             keys_dir,
         }
     }
 
-    pub fn window_ms(&self) -> u64 {
-        self.window_ms
-    }
-
-    /// Checks a SEND from `sender` addressed to `original_to`. `Err` carries why it is refused.
-    pub fn check(
-        &mut self,
-        env: &Envelope,
-        sender: &str,
-        original_to: Option<&str>,
-    ) -> Result<Verdict, String> {
+    /// Checks the signature of a frame from the connection of agent `signer`, everything but
+    /// replay: `None` when the frame carries no `_sig`.
+    pub fn precheck(&self, env: &Envelope, signer: &str) -> Option<Precheck> {
         let sig = match Signature::from_envelope(env) {
             Ok(Some(sig)) => sig,
-            Ok(None) => return self.unsigned(sender),
-            Err(e) => return Err(format!("signature is malformed: {e}")),
+            Ok(None) => return None,
+            Err(e) => return Some(Precheck::Refused(format!("signature is malformed: {e}"))),
         };
-        let now = relay_protocol::now_ms();
-        relay_signing::verify(
+        let verified = relay_signing::verify(
             env,
-            sender,
-            original_to,
+            signer,
+            env.to.as_deref(),
             &sig,
-            self.lookup(),
-            now,
+            &self.keys,
+            relay_protocol::now_ms(),
             self.window_ms,
-        )
-        .map_err(|e| format!("signature rejected: {e}"))?;
-        self.replay
-            .check_and_insert(sender, &sig.m, sig.t, now, self.window_ms)
-            .map_err(|e| format!("signature rejected: {e}"))?;
-        Ok(Verdict::Verified { m: sig.m, t: sig.t })
+        );
+        Some(match verified {
+            Ok(()) => Precheck::Verified { m: sig.m, t: sig.t },
+            Err(e) => Precheck::Refused(format!("signature rejected: {e}")),
+        })
     }
 
     fn unsigned(&self, sender: &str) -> Result<Verdict, String> {
@@ -140,41 +156,95 @@ impl SigningGuard {
         }
     }
 
-    /// Under `enforce`, consensus commands and spawn requests need a signature from everyone,
-    /// `allow_unsigned_from` included.
-    pub fn enforced(&self) -> bool {
-        self.requirement == Requirement::Enforce
-    }
-
-    fn lookup(&self) -> &dyn KeyLookup {
-        match &self.keys {
-            Keys::Shared(s) => s,
-            Keys::PerAgent(ring) => ring,
+    /// Makes one agent's keys known at once (a key just provisioned for a spawned agent), ahead
+    /// of the next reload from disk.
+    pub fn insert_key(&self, file: &relay_signing::KeyFile) {
+        if let Keys::PerAgent(ring) = &self.keys {
+            ring.write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(file);
         }
     }
 
     /// Takes a freshly loaded set of per-agent keys (new agents, rotations, revocations).
-    /// Makes one agent's keys known at once (a key just provisioned for a spawned agent), ahead
-    /// of the next reload from disk.
-    pub fn insert_key(&mut self, file: &relay_signing::KeyFile) {
-        if let Keys::PerAgent(current) = &mut self.keys {
-            current.insert(file);
+    pub fn set_keys(&self, fresh: KeyRing) {
+        if let Keys::PerAgent(ring) = &self.keys {
+            *ring.write().unwrap_or_else(PoisonError::into_inner) = fresh;
         }
     }
 
     pub fn keys_dir(&self) -> &std::path::Path {
         &self.keys_dir
     }
+}
 
-    pub fn set_keys(&mut self, ring: KeyRing) {
-        if let Keys::PerAgent(current) = &mut self.keys {
-            *current = ring;
+/// The daemon's signature checker; owned by the router.
+pub struct SigningGuard {
+    verifier: Arc<Verifier>,
+    replay: ReplayCache,
+}
+
+impl SigningGuard {
+    /// Builds the guard; `recent` are the (signer, id, time) triples remembered in storage.
+    pub fn new(verifier: Arc<Verifier>, recent: Vec<(String, String, i64)>) -> SigningGuard {
+        let mut replay = ReplayCache::default();
+        let now = relay_protocol::now_ms();
+        let entries = recent.into_iter().map(|(signer, m, t)| ReplayEntry {
+            signer,
+            m,
+            t: t.max(0) as u64,
+        });
+        let loaded = replay.load(entries, None, now, verifier.window_ms);
+        if loaded > 0 {
+            tracing::info!(loaded, "signature replay cache restored");
         }
+        SigningGuard { verifier, replay }
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    pub fn window_ms(&self) -> u64 {
+        self.verifier.window_ms
+    }
+
+    /// Checks a frame from `sender`. `precheck` is the connection task's finding on this very
+    /// frame, made for the same agent: a connection's agent name is fixed at registration.
+    /// Without one (the frame reached the router another way) the signature is verified here.
+    /// `Err` carries why the frame is refused.
+    pub fn check(
+        &mut self,
+        env: &Envelope,
+        sender: &str,
+        precheck: Option<Precheck>,
+    ) -> Result<Verdict, String> {
+        let found = match precheck {
+            Some(found) => Some(found),
+            None => self.verifier.precheck(env, sender),
+        };
+        match found {
+            None => self.verifier.unsigned(sender),
+            Some(Precheck::Refused(why)) => Err(why),
+            Some(Precheck::Verified { m, t }) => {
+                let now = relay_protocol::now_ms();
+                self.replay
+                    .check_and_insert(sender, &m, t, now, self.verifier.window_ms)
+                    .map_err(|e| format!("signature rejected: {e}"))?;
+                Ok(Verdict::Verified { m, t })
+            }
+        }
+    }
+
+    /// Under `enforce`, consensus commands and spawn requests need a signature from everyone,
+    /// `allow_unsigned_from` included.
+    pub fn enforced(&self) -> bool {
+        self.verifier.requirement == Requirement::Enforce
     }
 
     pub fn forget_expired(&mut self) {
         self.replay
-            .evict_expired(relay_protocol::now_ms(), self.window_ms);
+            .evict_expired(relay_protocol::now_ms(), self.verifier.window_ms);
     }
 }
 
@@ -240,5 +310,178 @@ fn rotate_due(store: &Keystore, every_ms: u64, overlap_ms: u64) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use relay_protocol::{PayloadKind, SendPayload};
+    use relay_signing::{Algorithm, SigningKey};
+
+    use super::*;
+
+    fn config(secret: &str, requirement: &str) -> SigningSection {
+        SigningSection {
+            enabled: true,
+            shared_secret: secret.to_string(),
+            require_signatures: requirement.to_string(),
+            allow_unsigned_from: vec!["legacy".to_string()],
+            ..SigningSection::default()
+        }
+    }
+
+    fn send(to: &str, body: &str) -> Envelope {
+        let mut env = Envelope::new(
+            MessageType::Send,
+            &SendPayload {
+                kind: PayloadKind::Message,
+                body: body.to_string(),
+                data: None,
+                thread: None,
+            },
+        );
+        env.to = Some(to.to_string());
+        env
+    }
+
+    fn signed(signer: &str, key: &SigningKey, body: &str) -> Envelope {
+        let mut env = send("bob", body);
+        relay_signing::sign(&env, signer, key, relay_protocol::now_ms())
+            .expect("a plain payload has a canonical form")
+            .attach_to(&mut env);
+        env
+    }
+
+    fn guard(verifier: &Arc<Verifier>) -> SigningGuard {
+        SigningGuard::new(verifier.clone(), Vec::new())
+    }
+
+    #[test]
+    fn a_precheck_is_taken_as_found_and_the_replay_check_still_runs() {
+        let verifier = Arc::new(Verifier::new(&config("s3cret", "enforce"), "keys".into()));
+        let key = SharedSecret::new("s3cret").signing_key();
+        let env = signed("alice", &key, "hello");
+        let found = verifier
+            .precheck(&env, "alice")
+            .expect("the frame is signed");
+        let Precheck::Verified { m, .. } = &found else {
+            panic!("a good signature is verified: {found:?}");
+        };
+        assert_eq!(m, &env.id);
+
+        let mut guard = guard(&verifier);
+        let verdict = guard.check(&env, "alice", Some(found.clone()));
+        assert!(
+            matches!(verdict, Ok(Verdict::Verified { .. })),
+            "{verdict:?}"
+        );
+        // The same frame again: its precheck passes, the router's replay check refuses it.
+        let again = guard.check(&env, "alice", verifier.precheck(&env, "alice"));
+        assert!(
+            again
+                .as_ref()
+                .is_err_and(|e| e.contains("already accepted")),
+            "{again:?}"
+        );
+        // A refusal found by the connection task is final.
+        let refused = guard.check(&env, "alice", Some(Precheck::Refused("bad".into())));
+        assert_eq!(refused, Err("bad".to_string()));
+    }
+
+    #[test]
+    fn without_a_precheck_the_router_verifies_the_signature_itself() {
+        let verifier = Arc::new(Verifier::new(&config("s3cret", "enforce"), "keys".into()));
+        let key = SharedSecret::new("s3cret").signing_key();
+        let mut guard = guard(&verifier);
+
+        let good = signed("alice", &key, "hello");
+        assert!(matches!(
+            guard.check(&good, "alice", None),
+            Ok(Verdict::Verified { .. })
+        ));
+
+        // Signed by alice, sent on bob's connection: refused by both paths alike.
+        let other = signed("alice", &key, "hello again");
+        let found = verifier.precheck(&other, "bob");
+        assert!(matches!(found, Some(Precheck::Refused(_))), "{found:?}");
+        let verdict = guard.check(&other, "bob", None);
+        assert!(
+            verdict
+                .as_ref()
+                .is_err_and(|e| e.starts_with("signature rejected")),
+            "{verdict:?}"
+        );
+
+        let mut tampered = signed("alice", &key, "pay 10");
+        tampered.payload = relay_protocol::to_raw(&SendPayload {
+            kind: PayloadKind::Message,
+            body: "pay 1000".into(),
+            data: None,
+            thread: None,
+        });
+        assert!(matches!(
+            verifier.precheck(&tampered, "alice"),
+            Some(Precheck::Refused(_))
+        ));
+        assert!(guard.check(&tampered, "alice", None).is_err());
+
+        let wrong_key = SharedSecret::new("guess").signing_key();
+        let forged = signed("alice", &wrong_key, "hello");
+        assert!(guard.check(&forged, "alice", None).is_err());
+    }
+
+    #[test]
+    fn unsigned_frames_follow_the_requirement() {
+        let unsigned = send("bob", "hi");
+        let enforce = Arc::new(Verifier::new(&config("s3cret", "enforce"), "keys".into()));
+        assert_eq!(enforce.precheck(&unsigned, "alice"), None);
+        let mut guard = guard(&enforce);
+        let refused = guard.check(&unsigned, "alice", None);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("signatures are required")),
+            "{refused:?}"
+        );
+        assert_eq!(
+            guard.check(&unsigned, "legacy", None),
+            Ok(Verdict::Unsigned)
+        );
+
+        let warn = Arc::new(Verifier::new(&config("s3cret", "warn"), "keys".into()));
+        assert_eq!(
+            super::SigningGuard::new(warn, Vec::new()).check(&unsigned, "alice", None),
+            Ok(Verdict::Unsigned)
+        );
+    }
+
+    #[test]
+    fn keys_inserted_or_reloaded_are_seen_by_every_precheck_at_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Keystore::new(dir.path());
+        let now = relay_protocol::now_ms();
+        let verifier = Verifier::new(&config("", "enforce"), dir.path().to_path_buf());
+
+        // Created after the verifier loaded the directory: unknown until inserted.
+        let file = store
+            .create("worker", Algorithm::HmacSha256, now)
+            .expect("create key");
+        let env = signed("worker", &file.signing_key(now).expect("key"), "task done");
+        assert!(matches!(
+            verifier.precheck(&env, "worker"),
+            Some(Precheck::Refused(_))
+        ));
+        verifier.insert_key(&file);
+        assert!(matches!(
+            verifier.precheck(&env, "worker"),
+            Some(Precheck::Verified { .. })
+        ));
+
+        // A reload without the agent (its key file deleted) takes its keys away.
+        verifier.set_keys(KeyRing::new());
+        assert!(matches!(
+            verifier.precheck(&env, "worker"),
+            Some(Precheck::Refused(_))
+        ));
     }
 }

@@ -35,6 +35,7 @@ use crate::connection::{bye_frame, error_frame, frame_of, Outbound, Outlet};
 use crate::failure::{DeadLetter, FailureReason, FailureSink};
 use crate::metrics::Counters;
 use crate::ratelimit::TokenBucket;
+use crate::signing::Precheck;
 use crate::Shared;
 
 pub use channels::Channels;
@@ -70,6 +71,9 @@ pub enum RouterMsg {
     Frame {
         conn_id: u64,
         env: Box<Envelope>,
+        /// The connection task's check of the frame's signature (signed frames of the types
+        /// [`checked_on_ingress`](crate::signing::checked_on_ingress), with signing on).
+        signature: Option<crate::signing::Precheck>,
     },
     Closed {
         conn_id: u64,
@@ -191,6 +195,8 @@ pub struct Router {
     /// `(signer, message id, time)` of the frame being handled, verified and not yet persisted
     /// for replay protection.
     pub(crate) unrecorded_signature: Option<(String, String, i64)>,
+    /// The connection task's check of the signature of the frame being handled.
+    pub(crate) ingress_signature: Option<Precheck>,
     ticks: u64,
     /// Message id → dead letter id, for replays in flight.
     pub(crate) replays: HashMap<String, String>,
@@ -233,6 +239,7 @@ impl Router {
             compaction: None,
             spawner: spawn::Spawner::default(),
             unrecorded_signature: None,
+            ingress_signature: None,
             ticks: 0,
             replays: HashMap::new(),
             last_store_warning: None,
@@ -295,7 +302,11 @@ impl Router {
     fn handle(&mut self, msg: RouterMsg) {
         match msg {
             RouterMsg::Register(reg) => self.register(*reg),
-            RouterMsg::Frame { conn_id, env } => self.on_frame(conn_id, *env),
+            RouterMsg::Frame {
+                conn_id,
+                env,
+                signature,
+            } => self.on_frame(conn_id, *env, signature),
             RouterMsg::Closed { conn_id, reason } => self.unregister(conn_id, &reason),
             RouterMsg::Drained { conn_id } => self.drain_overflow(conn_id),
             RouterMsg::BacklogLoaded { conn_id, rows } => self.on_backlog(conn_id, rows),
@@ -304,8 +315,8 @@ impl Router {
             RouterMsg::Spawn(event) => self.on_spawn_event(event),
             RouterMsg::Context(delivery) => self.on_context_delivery(*delivery),
             RouterMsg::Keys(ring) => {
-                if let Some(guard) = self.signing.as_mut() {
-                    guard.set_keys(*ring);
+                if let Some(guard) = &self.signing {
+                    guard.verifier().set_keys(*ring);
                 }
             }
             RouterMsg::Undeliverable {
@@ -326,11 +337,14 @@ impl Router {
         }
     }
 
-    fn on_frame(&mut self, conn_id: u64, env: Envelope) {
+    fn on_frame(&mut self, conn_id: u64, env: Envelope, signature: Option<Precheck>) {
         if !self.conns.contains_key(&conn_id) {
             return;
         }
+        self.ingress_signature = signature;
         self.dispatch_frame(conn_id, env);
+        // Belongs to this frame only, whether or not its handler looked at it.
+        self.ingress_signature = None;
         // A verified signature the frame's stored rows did not carry (nothing was stored, or
         // the frame is not a message) is remembered on its own for replay protection.
         if let Some((signer, m, t)) = self.unrecorded_signature.take() {

@@ -744,7 +744,8 @@ impl Router {
         let Some(sender) = self.conns.get(&conn_id).map(|c| c.name.clone()) else {
             return false;
         };
-        let verdict = guard.check(env, &sender, env.to.as_deref());
+        let precheck = self.ingress_signature.take();
+        let verdict = guard.check(env, &sender, precheck);
         let verdict = match verdict {
             Ok(crate::signing::Verdict::Unsigned) if needs_signature && guard.enforced() => {
                 Err(format!(

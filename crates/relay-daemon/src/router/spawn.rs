@@ -306,7 +306,11 @@ impl Router {
                 s.shared_secret.clone(),
             )));
         }
-        let Some(keys_dir) = self.signing.as_ref().map(|g| g.keys_dir().to_path_buf()) else {
+        let Some(keys_dir) = self
+            .signing
+            .as_ref()
+            .map(|g| g.verifier().keys_dir().to_path_buf())
+        else {
             return Ok(None);
         };
         let store = relay_signing::Keystore::new(&keys_dir);
@@ -330,8 +334,8 @@ impl Router {
                 f
             }
         };
-        if let Some(guard) = self.signing.as_mut() {
-            guard.insert_key(&file);
+        if let Some(guard) = &self.signing {
+            guard.verifier().insert_key(&file);
         }
         Ok(Some(relay_client::ClientSigning::KeyFile { keys_dir }))
     }
