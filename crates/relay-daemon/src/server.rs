@@ -316,9 +316,9 @@ pub async fn run(
                 .await?;
             if shared.config.signing.shared_secret.is_empty() {
                 tokio::spawn(crate::signing::refresh_keys(
-                    verifier.keys_dir().to_path_buf(),
+                    verifier.clone(),
                     shared.config.signing.clone(),
-                    shared.router_tx.clone(),
+                    shutdown.clone(),
                 ));
             }
             Some(crate::signing::SigningGuard::new(verifier, recent))

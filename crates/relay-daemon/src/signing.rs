@@ -16,6 +16,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -100,6 +101,9 @@ pub struct Verifier {
     window_ms: u64,
     keys: Keys,
     keys_dir: PathBuf,
+    /// Bumped (under the ring's write lock) by every [`Verifier::insert_key`], so that a reload
+    /// read from disk before the insert cannot overwrite it ([`Verifier::replace_keys`]).
+    inserts: AtomicU64,
 }
 
 impl Verifier {
@@ -116,6 +120,7 @@ impl Verifier {
             window_ms: config.replay_window_secs * 1000,
             keys,
             keys_dir,
+            inserts: AtomicU64::new(0),
         }
     }
 
@@ -160,17 +165,32 @@ impl Verifier {
     /// of the next reload from disk.
     pub fn insert_key(&self, file: &relay_signing::KeyFile) {
         if let Keys::PerAgent(ring) = &self.keys {
-            ring.write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(file);
+            let mut ring = ring.write().unwrap_or_else(PoisonError::into_inner);
+            ring.insert(file);
+            self.inserts.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Takes a freshly loaded set of per-agent keys (new agents, rotations, revocations).
-    pub fn set_keys(&self, fresh: KeyRing) {
-        if let Keys::PerAgent(ring) = &self.keys {
-            *ring.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+    /// Marks the start of a reload from disk; pass it to [`Verifier::replace_keys`].
+    pub fn reload_started(&self) -> u64 {
+        self.inserts.load(Ordering::Relaxed)
+    }
+
+    /// Takes a freshly loaded set of per-agent keys (new agents, rotations, revocations), unless
+    /// a key was inserted since the load `started`: that ring may lack it (the key file was
+    /// written after the directory was read), so it is dropped and the next reload applies.
+    /// Returns whether the ring was taken.
+    pub fn replace_keys(&self, fresh: KeyRing, started: u64) -> bool {
+        let Keys::PerAgent(ring) = &self.keys else {
+            return false;
+        };
+        let mut ring = ring.write().unwrap_or_else(PoisonError::into_inner);
+        // Inserts bump the counter while holding this lock: the comparison cannot race one.
+        if self.inserts.load(Ordering::Relaxed) != started {
+            return false;
         }
+        *ring = fresh;
+        true
     }
 
     pub fn keys_dir(&self) -> &std::path::Path {
@@ -263,22 +283,27 @@ fn load_ring(store: &Keystore) -> KeyRing {
     }
 }
 
-/// Keeps the router's key ring fresh: re-reads the key files every second (so keys created,
-/// rotated or revoked with `agent-relay keys` take effect at once) and, with
-/// `key_rotation_hours`, rotates keys that are due. All file I/O happens here, off the router.
+/// Keeps the shared key ring fresh until `shutdown`: re-reads the key files every second (so
+/// keys created, rotated or revoked with `agent-relay keys` take effect at once) and, with
+/// `key_rotation_hours`, rotates keys that are due. All file I/O happens here, off the router
+/// and the connection tasks.
 pub async fn refresh_keys(
-    keys_dir: PathBuf,
+    verifier: Arc<Verifier>,
     config: SigningSection,
-    router: tokio::sync::mpsc::Sender<crate::router::RouterMsg>,
+    shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let store = std::sync::Arc::new(Keystore::new(keys_dir));
+    let store = Arc::new(Keystore::new(verifier.keys_dir()));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         let s = store.clone();
         let rotation = config.key_rotation_hours * 3_600_000;
         let overlap = config.rotation_overlap_hours * 3_600_000;
+        let started = verifier.reload_started();
         let loaded = tokio::task::spawn_blocking(move || {
             if rotation > 0 {
                 rotate_due(&s, rotation, overlap);
@@ -286,13 +311,12 @@ pub async fn refresh_keys(
             load_ring(&s)
         })
         .await;
-        let Ok(ring) = loaded else { continue };
-        if router
-            .send(crate::router::RouterMsg::Keys(Box::new(ring)))
-            .await
-            .is_err()
-        {
-            return;
+        if let Ok(ring) = loaded {
+            if !verifier.replace_keys(ring, started) {
+                tracing::debug!(
+                    "key reload skipped: a key was provisioned while it read the files"
+                );
+            }
         }
     }
 }
@@ -477,8 +501,16 @@ mod tests {
             Some(Precheck::Verified { .. })
         ));
 
-        // A reload without the agent (its key file deleted) takes its keys away.
-        verifier.set_keys(KeyRing::new());
+        // A reload that read the directory before the key was inserted is dropped...
+        let started = verifier.reload_started() - 1;
+        assert!(!verifier.replace_keys(KeyRing::new(), started));
+        assert!(matches!(
+            verifier.precheck(&env, "worker"),
+            Some(Precheck::Verified { .. })
+        ));
+        // ...while one read after it applies: without the agent (its key file deleted), its
+        // keys are gone.
+        assert!(verifier.replace_keys(KeyRing::new(), verifier.reload_started()));
         assert!(matches!(
             verifier.precheck(&env, "worker"),
             Some(Precheck::Refused(_))

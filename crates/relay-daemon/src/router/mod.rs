@@ -96,8 +96,6 @@ pub enum RouterMsg {
         text: String,
         data: serde_json::Value,
     },
-    /// Freshly loaded signing keys.
-    Keys(Box<relay_signing::KeyRing>),
     /// The spawn manager's tasks report.
     Spawn(spawn::SpawnEvent),
     /// A compacted context for an agent, from the compaction service.
@@ -314,11 +312,6 @@ impl Router {
             RouterMsg::SystemNotice { to, text, data } => self.on_system_notice(&to, &text, data),
             RouterMsg::Spawn(event) => self.on_spawn_event(event),
             RouterMsg::Context(delivery) => self.on_context_delivery(*delivery),
-            RouterMsg::Keys(ring) => {
-                if let Some(guard) = &self.signing {
-                    guard.verifier().set_keys(*ring);
-                }
-            }
             RouterMsg::Undeliverable {
                 rows,
                 reason,
