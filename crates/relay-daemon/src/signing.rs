@@ -239,11 +239,7 @@ impl SigningGuard {
         sender: &str,
         precheck: Option<Precheck>,
     ) -> Result<Verdict, String> {
-        let found = match precheck {
-            Some(found) => Some(found),
-            None => self.verifier.precheck(env, sender),
-        };
-        match found {
+        match precheck.or_else(|| self.verifier.precheck(env, sender)) {
             None => self.verifier.unsigned(sender),
             Some(Precheck::Refused(why)) => Err(why),
             Some(Precheck::Verified { m, t }) => {
