@@ -67,6 +67,7 @@ mod handle;
 mod memory;
 mod metrics;
 pub mod migrations;
+mod packed_sig;
 mod sqlite;
 mod types;
 mod writer;

@@ -50,7 +50,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "context compaction snapshots",
         apply: migration_5,
     },
+    Migration {
+        version: 6,
+        description: "messages.sig may hold packed signatures (BLOB)",
+        apply: migration_6,
+    },
 ];
+
+/// Changes no table: from this version on `messages.sig` holds BLOBs (see `packed_sig`) as well
+/// as JSON text. The version bump is what matters: a build that reads `sig` only as text refuses
+/// the database instead of misreading it.
+fn migration_6(_tx: &Transaction<'_>) -> Result<(), StoreError> {
+    Ok(())
+}
 
 fn migration_5(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(

@@ -12,12 +12,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::types::Value as SqlValue;
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::migrations;
+use crate::packed_sig;
 use crate::types::{
     member_key, AgentRecord, ChannelMembership, ContextSnapshot, MessageQuery, MessageStatus,
     Order, ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord, SignatureJson, StoreStats,
@@ -470,21 +471,12 @@ impl Backend for SqliteBackend {
                 // Signed messages that were stored keep their `_sig` in the row instead. A
                 // signature's time is within the replay window of the daemon's clock when the
                 // row is written, so rows older than that by more than the slack cannot hold one.
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT sender, json_extract(sig, '$.m'), json_extract(sig, '$.t')
-                     FROM messages
-                     WHERE ts >= ?2 AND sig IS NOT NULL AND json_extract(sig, '$.t') >= ?1",
+                let stored = signed_rows(
+                    &self.conn,
+                    "WHERE ts >= ?1 AND sig IS NOT NULL",
+                    since.saturating_sub(SIG_ROW_SLACK_MS),
                 )?;
-                let stored = stmt
-                    .query_map([*since, since.saturating_sub(SIG_ROW_SLACK_MS)], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?;
-                for row in stored {
-                    let row: (String, Option<String>, Option<i64>) = row?;
-                    if let (signer, Some(m), Some(t)) = row {
-                        rows.push((signer, m, t));
-                    }
-                }
+                rows.extend(stored.into_iter().filter(|(_, _, t)| t >= since));
                 QueryResult::Signatures(rows)
             }
             Query::Stats => QueryResult::Stats(self.stats()?),
@@ -545,7 +537,9 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
                 m.is_broadcast,
                 m.original_to,
                 m.source_id,
-                m.sig.as_ref().map(SignatureJson::get),
+                m.sig
+                    .as_ref()
+                    .map(|sig| signature_param(sig, m.source_id.as_deref())),
                 m.attempts,
                 m.last_error,
             ])?;
@@ -626,15 +620,17 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
                 .execute([name])?;
             if *remove_messages {
                 // Signatures live in the rows about to go: keep them for replay protection.
-                conn.prepare_cached(
-                    "INSERT OR IGNORE INTO signature_replay (signer, m, t)
-                     SELECT sender, json_extract(sig, '$.m'), json_extract(sig, '$.t')
-                     FROM messages
-                     WHERE (sender = ?1 OR recipient = ?1) AND sig IS NOT NULL
-                       AND json_extract(sig, '$.m') IS NOT NULL
-                       AND json_extract(sig, '$.t') IS NOT NULL",
-                )?
-                .execute([name])?;
+                let signed = signed_rows(
+                    conn,
+                    "WHERE (sender = ?1 OR recipient = ?1) AND sig IS NOT NULL",
+                    name,
+                )?;
+                let mut remember = conn.prepare_cached(
+                    "INSERT OR IGNORE INTO signature_replay (signer, m, t) VALUES (?1, ?2, ?3)",
+                )?;
+                for (signer, m, t) in signed {
+                    remember.execute(params![signer, m, t])?;
+                }
                 conn.prepare_cached("DELETE FROM messages WHERE sender = ?1 OR recipient = ?1")?
                     .execute([name])?;
             }
@@ -772,18 +768,70 @@ fn json_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json:
     }))
 }
 
-/// Decode the signature column, kept as text. Malformed JSON is logged and
-/// read as absent, like [`json_column`].
-fn signature_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<SignatureJson>> {
-    let text: Option<String> = row.get(idx)?;
-    Ok(text.and_then(|t| {
-        let sig = SignatureJson::from_text(t);
-        if sig.is_none() {
-            let id: String = row.get(0).unwrap_or_default();
-            tracing::warn!(id, column = idx, "ignoring malformed signature column");
+/// The signature column's value for a row whose `source_id` is `source_id`: packed when the
+/// text allows (see [`packed_sig`]), else the text.
+fn signature_param<'a>(sig: &'a SignatureJson, source_id: Option<&str>) -> ToSqlOutput<'a> {
+    match packed_sig::pack(sig.get(), source_id) {
+        Some(blob) => ToSqlOutput::Owned(SqlValue::Blob(blob)),
+        None => ToSqlOutput::Borrowed(ValueRef::Text(sig.get().as_bytes())),
+    }
+}
+
+/// Decode the signature column (`source_idx` is the row's `source_id`), text or packed. A
+/// malformed value (only possible in databases written by other tools) is logged and read as
+/// absent, like [`json_column`].
+fn signature_column(
+    row: &Row<'_>,
+    idx: usize,
+    source_idx: usize,
+) -> rusqlite::Result<Option<SignatureJson>> {
+    let sig = match row.get_ref(idx)? {
+        ValueRef::Null => return Ok(None),
+        ValueRef::Text(text) => std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| SignatureJson::from_text(t.to_string())),
+        ValueRef::Blob(blob) => {
+            let source_id: Option<String> = row.get(source_idx)?;
+            packed_sig::unpack(blob, source_id.as_deref()).and_then(SignatureJson::from_text)
         }
-        sig
-    }))
+        ValueRef::Integer(_) | ValueRef::Real(_) => None,
+    };
+    if sig.is_none() {
+        let id: String = row.get(0).unwrap_or_default();
+        tracing::warn!(id, column = idx, "ignoring malformed signature column");
+    }
+    Ok(sig)
+}
+
+/// `(sender, m, t)` of the signed message rows that `filter` (a WHERE clause with one
+/// parameter) selects. Rows whose signature cannot be read are skipped.
+fn signed_rows(
+    conn: &Connection,
+    filter: &str,
+    param: impl rusqlite::ToSql,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT sender, sig, source_id FROM messages {filter}"
+    ))?;
+    let mut rows = stmt.query([param])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let id_and_time = match row.get_ref(1)? {
+            ValueRef::Text(text) => std::str::from_utf8(text)
+                .ok()
+                .and_then(|t| SignatureJson::from_text(t.to_string()))
+                .and_then(|sig| sig.signed_id_and_time()),
+            ValueRef::Blob(blob) => {
+                let source_id: Option<String> = row.get(2)?;
+                packed_sig::signed_id_and_time(blob, source_id.as_deref())
+            }
+            _ => None,
+        };
+        if let Some((m, t)) = id_and_time {
+            out.push((row.get(0)?, m, t));
+        }
+    }
+    Ok(out)
 }
 
 /// Decode a status column. Unknown values (only possible in databases
@@ -822,7 +870,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         is_broadcast: row.get::<_, Option<i64>>(16)?.unwrap_or(0) != 0,
         original_to: row.get(17)?,
         source_id: row.get(18)?,
-        sig: signature_column(row, 19)?,
+        sig: signature_column(row, 19, 18)?,
         attempts: row.get::<_, Option<i64>>(20)?.unwrap_or(0),
         last_error: row.get(21)?,
     })
@@ -864,6 +912,42 @@ fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<AgentRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The clients' signature layout is written packed, anything else as text, and both read
+    /// back as the text that was stored.
+    #[test]
+    fn signatures_are_packed_when_their_layout_allows() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let mut backend = SqliteBackend::open(dir.path().join("relay.db"))?;
+        let packable = format!(
+            r#"{{"s":"{}","k":"00112233445566ff","t":1700000000000,"a":"hmac-sha256","m":"m-1"}}"#,
+            "3c".repeat(32)
+        );
+        let spaced =
+            r#"{"s": "3c3c", "k": "00112233445566ff", "t": 1, "a": "hmac-sha256", "m": "m-2"}"#;
+        let mut batch = Vec::new();
+        for (id, sig) in [("m-1", packable.as_str()), ("m-2", spaced)] {
+            let mut m = StoredMessage::new(id, 1, "Alice", "Bob", "hi");
+            m.source_id = Some(id.to_string());
+            m.sig = SignatureJson::from_text(sig.to_string());
+            batch.push(WriteOp::InsertMessage(m));
+        }
+        backend.apply(&batch)?;
+        for (id, sig, storage) in [("m-1", packable.as_str(), "blob"), ("m-2", spaced, "text")] {
+            let (kind, len): (String, i64) = backend.conn.query_row(
+                "SELECT typeof(sig), length(sig) FROM messages WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            assert_eq!(kind, storage, "{id}");
+            if storage == "blob" {
+                assert!(len < 60, "packed signature takes {len} bytes");
+            }
+            let read = backend.message_by_id_prefix(id)?.ok_or("row missing")?;
+            assert_eq!(read.sig.as_ref().map(SignatureJson::get), Some(sig));
+        }
+        Ok(())
+    }
 
     #[test]
     fn glob_escaping() {

@@ -804,19 +804,68 @@ async fn proposals_upsert_list_and_prune(f: Fixture) -> TestResult {
     Ok(())
 }
 
-/// A stored signed message keeps its signature in the row: it counts for replay protection
-/// without a separate record, also after the agent's messages are removed.
+/// A stored signed message keeps its signature in the row, read back byte for byte whatever
+/// its layout: it counts for replay protection without a separate record, also after the
+/// agent's messages are removed.
 async fn signed_message_rows_count_as_recent_signatures(f: Fixture) -> TestResult {
-    let mut signed = msg("row-1", 1_000, "Alice", "Bob");
-    signed.sig = SignatureJson::from_text(
-        r#"{"s":"AAAA","k":"k1","t":1000,"a":"hmac-sha256","m":"send-1"}"#.to_string(),
-    );
-    insert(&f, signed)?;
+    let hmac = "0f".repeat(32);
+    let ed25519 = "a5".repeat(64);
+    let signatures = [
+        // Not in the clients' layout (upper-case hex, short key id): kept as text.
+        (
+            "row-1",
+            "send-1",
+            r#"{"s":"AAAA","k":"k1","t":1000,"a":"hmac-sha256","m":"send-1"}"#.to_string(),
+        ),
+        // The clients' layout, `m` the row's source id: packed by SQLite.
+        (
+            "row-3",
+            "send-3",
+            format!(
+                r#"{{"s":"{hmac}","k":"00112233445566ff","t":1100,"a":"hmac-sha256","m":"send-3"}}"#
+            ),
+        ),
+        // The clients' layout, `m` another id (a forwarded copy): packed with its id.
+        (
+            "row-4",
+            "copy-4",
+            format!(
+                r#"{{"s":"{ed25519}","k":"ffeeddccbbaa9988","t":1200,"a":"ed25519","m":"send-4"}}"#
+            ),
+        ),
+    ];
+    for (id, source_id, sig) in &signatures {
+        let mut signed = msg(id, 1_000, "Alice", "Bob");
+        signed.source_id = Some(source_id.to_string());
+        signed.sig = SignatureJson::from_text(sig.clone());
+        insert(&f, signed)?;
+    }
     insert(&f, msg("row-2", 1_000, "Alice", "Bob"))?;
-    let alice = ("Alice".to_string(), "send-1".to_string(), 1_000);
+    for (id, _, sig) in &signatures {
+        let stored = f
+            .store
+            .message_by_id_prefix(*id)
+            .await?
+            .ok_or("row missing")?;
+        assert_eq!(
+            stored.sig.as_ref().map(SignatureJson::get),
+            Some(sig.as_str()),
+            "{id}"
+        );
+    }
+    let expected = vec![
+        ("Alice".to_string(), "send-1".to_string(), 1_000),
+        ("Alice".to_string(), "send-3".to_string(), 1_100),
+        ("Alice".to_string(), "send-4".to_string(), 1_200),
+    ];
+    let sorted = |mut v: Vec<(String, String, i64)>| {
+        v.sort_by_key(|(_, _, t)| *t);
+        v
+    };
+    assert_eq!(sorted(f.store.recent_signatures(500).await?), expected);
     assert_eq!(
-        f.store.recent_signatures(500).await?,
-        std::slice::from_ref(&alice)
+        sorted(f.store.recent_signatures(1_100).await?),
+        expected[1..]
     );
     assert!(f.store.recent_signatures(2_000).await?.is_empty());
 
@@ -825,7 +874,7 @@ async fn signed_message_rows_count_as_recent_signatures(f: Fixture) -> TestResul
         remove_messages: true,
     })?;
     assert_eq!(f.store.message_by_id_prefix("row-1").await?, None);
-    assert_eq!(f.store.recent_signatures(500).await?, [alice]);
+    assert_eq!(sorted(f.store.recent_signatures(500).await?), expected);
     Ok(())
 }
 
