@@ -149,19 +149,44 @@ pub(crate) fn signed_id_and_time(blob: &[u8], source_id: Option<&str>) -> Option
     parse(blob, source_id).map(|p| (p.m.to_string(), p.t))
 }
 
+/// Appends the bytes of `hex` (lowercase digits only, even length) to `out`.
 fn decode_lower_hex(hex: &str, out: &mut Vec<u8>) -> Option<()> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        }
-    }
-    for pair in hex.as_bytes().chunks_exact(2) {
-        out.push(nibble(pair[0])? << 4 | nibble(pair[1])?);
+    let start = out.len();
+    let mut invalid = 0;
+    // Table lookups without an early exit: random digits make a branch per digit mispredict.
+    out.extend(hex.as_bytes().chunks_exact(2).map(|pair| {
+        let (high, low) = (
+            LOWER_HEX_VALUES[usize::from(pair[0])],
+            LOWER_HEX_VALUES[usize::from(pair[1])],
+        );
+        invalid |= high | low;
+        (high << 4) | (low & 0x0f)
+    }));
+    if invalid & NOT_LOWER_HEX != 0 {
+        out.truncate(start);
+        return None;
     }
     Some(())
 }
+
+/// Marks a byte that is not a lowercase hex digit in [`LOWER_HEX_VALUES`].
+const NOT_LOWER_HEX: u8 = 0x10;
+
+/// The value of every byte as a lowercase hex digit, or [`NOT_LOWER_HEX`].
+const LOWER_HEX_VALUES: [u8; 256] = {
+    let mut table = [NOT_LOWER_HEX; 256];
+    let mut c = 0;
+    while c < 10 {
+        table[b'0' as usize + c] = c as u8;
+        c += 1;
+    }
+    let mut c = 0;
+    while c < 6 {
+        table[b'a' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    table
+};
 
 fn encode_lower_hex(bytes: &[u8], out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
