@@ -1,6 +1,6 @@
 //! The packed storage form of a message's signature object.
 //!
-//! Every stored row of a signed message carries its `_sig`, about 150 bytes of JSON on a row of
+//! Every stored row of a signed message carries its `_sig`, about 170 bytes of JSON on a row of
 //! about 300, and writing that text is a measurable share of the storage thread's work per
 //! message. When the text has exactly the layout the relay's own clients write,
 //!
