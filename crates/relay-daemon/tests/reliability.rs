@@ -348,3 +348,55 @@ async fn shutdown_says_bye_to_everyone() {
     assert!(alice.next_within(Duration::from_secs(2)).await.is_none());
     assert!(!d.socket.exists() || std::os::unix::net::UnixStream::connect(&d.socket).is_err());
 }
+
+/// A broadcast that one recipient refused (too many unacknowledged messages) is accepted for the
+/// others; sent again under the same id it reaches only the one that refused it, and a third
+/// copy is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_refused_broadcast_is_retried_to_the_refusers_only() {
+    let mut cfg = fast_config();
+    cfg.limits.max_pending_per_agent = 1;
+    // Carol's held message must not be redelivered while the test looks for silence.
+    cfg.delivery.ack_timeout_ms = 10_000;
+    let d = TestDaemon::start(cfg).await;
+    let mut alice = d.client("Alice").await;
+    let mut bob = d.client("Bob").await;
+    let mut carol = d.client("Carol").await;
+
+    // Carol holds one unacknowledged message: she is full.
+    alice.send_to("Carol", "hold").await;
+    let held = carol.expect("DELIVER").await;
+
+    let broadcast = json!({"v":1,"type":"SEND","id":"bc-1","ts":1,"to":"*",
+                           "payload":{"kind":"message","body":"to all"}});
+    alice.send(broadcast.clone()).await;
+    let to_bob = bob.expect("DELIVER").await;
+    assert_eq!(to_bob["payload"]["body"], "to all");
+    bob.ack(&to_bob).await;
+    let nack = alice.expect("NACK").await;
+    assert_eq!(nack["payload"]["ack_id"], "bc-1");
+    assert_eq!(nack["payload"]["code"], "BUSY");
+    assert!(
+        nack["payload"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Carol"),
+        "{nack}"
+    );
+    carol.expect_silence(Duration::from_millis(200)).await;
+
+    // Carol catches up; the retry reaches her and nobody else.
+    carol.ack(&held).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    alice.send(broadcast.clone()).await;
+    let to_carol = carol.expect("DELIVER").await;
+    assert_eq!(to_carol["payload"]["body"], "to all");
+    assert_eq!(to_carol["delivery"]["originalTo"], "*");
+    carol.ack(&to_carol).await;
+    bob.expect_silence(Duration::from_millis(200)).await;
+
+    // Everyone has it now: the same id again is a duplicate.
+    alice.send(broadcast).await;
+    bob.expect_silence(Duration::from_millis(200)).await;
+    carol.expect_silence(Duration::from_millis(200)).await;
+}

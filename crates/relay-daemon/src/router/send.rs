@@ -29,6 +29,9 @@ pub(crate) struct ShadowBinding {
 pub(crate) struct RecentIds {
     set: HashSet<String>,
     order: VecDeque<String>,
+    /// Broadcasts accepted while some recipients refused them (NACK BUSY): who is still owed
+    /// the message. A retry under the same id goes to these recipients only.
+    owed: HashMap<String, HashSet<String>>,
 }
 
 impl RecentIds {
@@ -40,6 +43,7 @@ impl RecentIds {
         if self.order.len() >= cap {
             if let Some(old) = self.order.pop_front() {
                 self.set.remove(&old);
+                self.owed.remove(&old);
             }
         }
         self.set.insert(id.to_string());
@@ -51,6 +55,28 @@ impl RecentIds {
     pub(crate) fn contains(&self, id: &str) -> bool {
         self.set.contains(id)
     }
+
+    /// The recipients a recorded broadcast `id` has not reached yet, if any.
+    pub(crate) fn owed(&self, id: &str) -> Option<&HashSet<String>> {
+        self.owed.get(id)
+    }
+
+    /// Sets who a recorded `id` is still owed to (nobody: forgets the entry).
+    fn set_owed(&mut self, id: &str, names: HashSet<String>) {
+        if names.is_empty() || !self.set.contains(id) {
+            self.owed.remove(id);
+        } else {
+            self.owed.insert(id.to_string(), names);
+        }
+    }
+}
+
+/// What [`Router::fan_out`] did with one SEND.
+struct FanOut {
+    /// Recipients that accepted it.
+    accepted: usize,
+    /// Recipients that refused it for now (NACK BUSY): a retry may reach them.
+    refused: Vec<String>,
 }
 
 /// Blocking SENDs waiting for a correlated ACK.
@@ -139,20 +165,26 @@ impl Router {
             return;
         }
         // Only accepted SENDs are remembered (`remember_send`): a retry of a refused one under
-        // the same id must not be taken for a duplicate and dropped.
-        if self
-            .dedupe
-            .get(&sender)
-            .is_some_and(|ids| ids.contains(&env.id))
-        {
-            self.counters.duplicate_sends += 1;
-            return;
+        // the same id must not be taken for a duplicate and dropped. A broadcast that some
+        // recipients refused is retried to those recipients only.
+        let mut owed = None;
+        if let Some(ids) = self.dedupe.get(&sender) {
+            if ids.contains(&env.id) {
+                match ids.owed(&env.id) {
+                    Some(names) => owed = Some(names.clone()),
+                    None => {
+                        self.counters.duplicate_sends += 1;
+                        return;
+                    }
+                }
+            }
         }
+        // A retry's blocking wait, if any, was registered by the first attempt.
         let sync = env
             .payload_meta
             .as_ref()
             .and_then(|m| m.sync.clone())
-            .filter(|s| s.blocking);
+            .filter(|s| s.blocking && owed.is_none());
         if let Some(s) = &sync {
             if s.correlation_id.is_empty() {
                 return self.reply_error(
@@ -213,11 +245,15 @@ impl Router {
         let mut direct = None;
         let routed = match target {
             Target::Direct(name) => {
-                let routed = self.route_direct(conn_id, &sender, &name, &env, &template);
+                let accepted = self.route_direct(conn_id, &sender, &name, &env, &template);
                 direct = Some(name);
-                routed
+                FanOut {
+                    accepted,
+                    refused: Vec::new(),
+                }
             }
             Target::Broadcast => {
+                let owed_only = |name: &String| owed.as_ref().is_none_or(|o| o.contains(name));
                 let recipients: Vec<u64> = match env.topic.as_deref() {
                     Some(topic) => {
                         let subs = self.subscriptions.get(topic);
@@ -227,6 +263,7 @@ impl Router {
                                 !c.system
                                     && c.name != sender
                                     && subs.is_some_and(|s| s.contains(&c.name))
+                                    && owed_only(&c.name)
                             })
                             .map(|c| c.id)
                             .collect()
@@ -234,7 +271,7 @@ impl Router {
                     None => self
                         .conns
                         .values()
-                        .filter(|c| !c.system && c.name != sender)
+                        .filter(|c| !c.system && c.name != sender && owed_only(&c.name))
                         .map(|c| c.id)
                         .collect(),
                 };
@@ -245,18 +282,41 @@ impl Router {
                 let recipients: Vec<u64> = self
                     .conns
                     .values()
-                    .filter(|c| !c.system && c.name != sender && c.entity == EntityType::User)
+                    .filter(|c| {
+                        !c.system
+                            && c.name != sender
+                            && c.entity == EntityType::User
+                            && owed.as_ref().is_none_or(|o| o.contains(&c.name))
+                    })
                     .map(|c| c.id)
                     .collect();
                 reached = self.history_names(&recipients);
                 self.fan_out(conn_id, &sender, "@users", recipients, &env, &template)
             }
         };
-        if routed == 0 {
+        let FanOut { accepted, refused } = routed;
+        if let Some(owed) = owed {
+            // A retry: whoever it reached now is struck off; the rest stays owed (an owed agent
+            // that has left is not waited for). The first attempt did the rest below.
+            let still_owed: HashSet<String> = refused
+                .into_iter()
+                .filter(|name| owed.contains(name))
+                .collect();
+            if let Some(ids) = self.dedupe.get_mut(&sender) {
+                ids.set_owed(&env.id, still_owed);
+            }
+            return;
+        }
+        if accepted == 0 {
             // Refused, or nobody to deliver to: not accepted, so not remembered.
             return;
         }
         self.remember_send(&sender, &env.id);
+        if !refused.is_empty() {
+            if let Some(ids) = self.dedupe.get_mut(&sender) {
+                ids.set_owed(&env.id, refused.into_iter().collect());
+            }
+        }
         // Storage falling behind: ask the sender to slow down before anything is refused.
         let (depth, capacity) = self.shared.store.queue_fill();
         if depth * 2 > capacity {
@@ -326,7 +386,9 @@ impl Router {
         template: &StoredMessage,
     ) -> usize {
         if let Some(rcpt) = self.by_name.get(name).copied() {
-            return self.fan_out(conn_id, sender, name, vec![rcpt], env, template);
+            return self
+                .fan_out(conn_id, sender, name, vec![rcpt], env, template)
+                .accepted;
         }
         if !self.registry.contains_key(name) {
             self.counters.unknown_recipient += 1;
@@ -355,7 +417,8 @@ impl Router {
         1
     }
 
-    /// Delivers one SEND to connected recipients. Returns how many accepted it.
+    /// Delivers one SEND to connected recipients: how many accepted it, and who refused it
+    /// for now.
     fn fan_out(
         &mut self,
         conn_id: u64,
@@ -364,9 +427,12 @@ impl Router {
         recipients: Vec<u64>,
         env: &Envelope,
         template: &StoredMessage,
-    ) -> usize {
+    ) -> FanOut {
         if recipients.is_empty() && to != "*" && to != "@users" {
-            return 0;
+            return FanOut {
+                accepted: 0,
+                refused: Vec::new(),
+            };
         }
         let max_frame = self.shared.config.daemon.max_frame_bytes;
         let max_pending = self.shared.config.limits.max_pending_per_agent;
@@ -377,6 +443,7 @@ impl Router {
         let expires_at = ttl.map(|t| tokio::time::Instant::now() + Duration::from_millis(t));
         let original_to = (to == "*" || to == "@users").then(|| to.to_string());
         let mut accepted = 0usize;
+        let mut refused = Vec::new();
         let mut congested_depth = None;
         let now = relay_protocol::now_ms();
         for rcpt in recipients {
@@ -389,6 +456,7 @@ impl Router {
                 let msg = format!("recipient {rname} has {max_pending} unacknowledged messages; not delivered to it, retry later");
                 self.nack(conn_id, &env.id, NackCode::Busy, msg);
                 self.busy(conn_id, 200, max_pending as u64);
+                refused.push(rname);
                 continue;
             }
             let Some(conn) = self.conns.get_mut(&rcpt) else {
@@ -438,6 +506,7 @@ impl Router {
                     format!("storage is overloaded; not delivered to {rname}, retry shortly"),
                 );
                 self.busy(conn_id, 100, self.shared.store.metrics().queue_depth as u64);
+                refused.push(rname);
                 continue;
             }
             accepted += 1;
@@ -467,9 +536,12 @@ impl Router {
                     format!("no recipients for {to}; nobody can answer this blocking SEND"),
                 );
             }
-            return usize::from(!blocking);
+            return FanOut {
+                accepted: usize::from(!blocking),
+                refused,
+            };
         }
-        accepted
+        FanOut { accepted, refused }
     }
 
     fn shadow_copies(&mut self, sender: &str, to: &str, env: &Envelope) {
