@@ -471,12 +471,17 @@ impl Backend for SqliteBackend {
                 // Signed messages that were stored keep their `_sig` in the row instead. A
                 // signature's time is within the replay window of the daemon's clock when the
                 // row is written, so rows older than that by more than the slack cannot hold one.
-                let stored = signed_rows(
+                for_each_signed_row(
                     &self.conn,
                     "WHERE ts >= ?1 AND sig IS NOT NULL",
                     since.saturating_sub(SIG_ROW_SLACK_MS),
+                    |signer, m, t| {
+                        if t >= *since {
+                            rows.push((signer, m, t));
+                        }
+                        Ok(())
+                    },
                 )?;
-                rows.extend(stored.into_iter().filter(|(_, _, t)| t >= since));
                 QueryResult::Signatures(rows)
             }
             Query::Stats => QueryResult::Stats(self.stats()?),
@@ -620,17 +625,18 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
                 .execute([name])?;
             if *remove_messages {
                 // Signatures live in the rows about to go: keep them for replay protection.
-                let signed = signed_rows(
-                    conn,
-                    "WHERE (sender = ?1 OR recipient = ?1) AND sig IS NOT NULL",
-                    name,
-                )?;
                 let mut remember = conn.prepare_cached(
                     "INSERT OR IGNORE INTO signature_replay (signer, m, t) VALUES (?1, ?2, ?3)",
                 )?;
-                for (signer, m, t) in signed {
-                    remember.execute(params![signer, m, t])?;
-                }
+                for_each_signed_row(
+                    conn,
+                    "WHERE (sender = ?1 OR recipient = ?1) AND sig IS NOT NULL",
+                    name,
+                    |signer, m, t| {
+                        remember.execute(params![signer, m, t])?;
+                        Ok(())
+                    },
+                )?;
                 conn.prepare_cached("DELETE FROM messages WHERE sender = ?1 OR recipient = ?1")?
                     .execute([name])?;
             }
@@ -803,18 +809,18 @@ fn signature_column(
     Ok(sig)
 }
 
-/// `(sender, m, t)` of the signed message rows that `filter` (a WHERE clause with one
-/// parameter) selects. Rows whose signature cannot be read are skipped.
-fn signed_rows(
+/// Calls `each(sender, m, t)` for the signed message rows that `filter` (a WHERE clause with
+/// one parameter) selects, as they are read. Rows whose signature cannot be read are skipped.
+fn for_each_signed_row(
     conn: &Connection,
     filter: &str,
     param: impl rusqlite::ToSql,
-) -> Result<Vec<(String, String, i64)>, StoreError> {
+    mut each: impl FnMut(String, String, i64) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT sender, sig, source_id FROM messages {filter}"
     ))?;
     let mut rows = stmt.query([param])?;
-    let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let id_and_time = match row.get_ref(1)? {
             ValueRef::Text(text) => std::str::from_utf8(text)
@@ -828,10 +834,10 @@ fn signed_rows(
             _ => None,
         };
         if let Some((m, t)) = id_and_time {
-            out.push((row.get(0)?, m, t));
+            each(row.get(0)?, m, t)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Decode a status column. Unknown values (only possible in databases
