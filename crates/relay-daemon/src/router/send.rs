@@ -209,7 +209,7 @@ impl Router {
         }
         // Consensus commands are answered by the engine: not rate-limited, never routed.
         if to == super::consensus::CONSENSUS {
-            self.remember_send(&sender, &env.id);
+            self.remember_send(&sender, &env.id, HashSet::new());
             let recipients = Recipients::None;
             self.record_history(Routed::send(&env, &sender, &to, &payload, recipients));
             return self.on_consensus_text(&sender, &payload.body);
@@ -243,6 +243,8 @@ impl Router {
 
         let mut reached = Vec::new();
         let mut direct = None;
+        // On a retry of a partly refused broadcast, only those still owed it.
+        let owed_only = |name: &String| owed.as_ref().is_none_or(|o| o.contains(name));
         let routed = match target {
             Target::Direct(name) => {
                 let accepted = self.route_direct(conn_id, &sender, &name, &env, &template);
@@ -253,7 +255,6 @@ impl Router {
                 }
             }
             Target::Broadcast => {
-                let owed_only = |name: &String| owed.as_ref().is_none_or(|o| o.contains(name));
                 let recipients: Vec<u64> = match env.topic.as_deref() {
                     Some(topic) => {
                         let subs = self.subscriptions.get(topic);
@@ -286,7 +287,7 @@ impl Router {
                         !c.system
                             && c.name != sender
                             && c.entity == EntityType::User
-                            && owed.as_ref().is_none_or(|o| o.contains(&c.name))
+                            && owed_only(&c.name)
                     })
                     .map(|c| c.id)
                     .collect();
@@ -298,25 +299,18 @@ impl Router {
         if let Some(owed) = owed {
             // A retry: whoever it reached now is struck off; the rest stays owed (an owed agent
             // that has left is not waited for). The first attempt did the rest below.
-            let still_owed: HashSet<String> = refused
+            let still_owed = refused
                 .into_iter()
                 .filter(|name| owed.contains(name))
                 .collect();
-            if let Some(ids) = self.dedupe.get_mut(&sender) {
-                ids.set_owed(&env.id, still_owed);
-            }
+            self.remember_send(&sender, &env.id, still_owed);
             return;
         }
         if accepted == 0 {
             // Refused, or nobody to deliver to: not accepted, so not remembered.
             return;
         }
-        self.remember_send(&sender, &env.id);
-        if !refused.is_empty() {
-            if let Some(ids) = self.dedupe.get_mut(&sender) {
-                ids.set_owed(&env.id, refused.into_iter().collect());
-            }
-        }
+        self.remember_send(&sender, &env.id, refused.into_iter().collect());
         // Storage falling behind: ask the sender to slow down before anything is refused.
         let (depth, capacity) = self.shared.store.queue_fill();
         if depth * 2 > capacity {
@@ -633,14 +627,14 @@ impl Router {
     }
 
     /// Records an accepted SEND's id: the same id from `sender` within the dedupe window is a
-    /// duplicate. (A refused signed SEND still cannot be retried under its id: its signature
-    /// is spent, see `verify_ingress`.)
-    fn remember_send(&mut self, sender: &str, id: &str) {
+    /// duplicate, except to the recipients in `owed` (those that refused it for now). (A refused
+    /// signed SEND still cannot be retried under its id: its signature is spent, see
+    /// `verify_ingress`.)
+    fn remember_send(&mut self, sender: &str, id: &str, owed: HashSet<String>) {
         let window = self.shared.config.delivery.dedupe_window;
-        self.dedupe
-            .entry(sender.to_string())
-            .or_default()
-            .insert(id, window);
+        let ids = self.dedupe.entry(sender.to_string()).or_default();
+        ids.insert(id, window);
+        ids.set_owed(id, owed);
     }
 
     pub(crate) fn nack(&mut self, conn_id: u64, send_id: &str, code: NackCode, message: String) {
