@@ -793,9 +793,7 @@ fn signature_column(
 ) -> rusqlite::Result<Option<SignatureJson>> {
     let sig = match row.get_ref(idx)? {
         ValueRef::Null => return Ok(None),
-        ValueRef::Text(text) => std::str::from_utf8(text)
-            .ok()
-            .and_then(|t| SignatureJson::from_text(t.to_string())),
+        ValueRef::Text(text) => signature_text(text),
         ValueRef::Blob(blob) => {
             let source_id: Option<String> = row.get(source_idx)?;
             packed_sig::unpack(blob, source_id.as_deref()).and_then(SignatureJson::from_text)
@@ -807,6 +805,14 @@ fn signature_column(
         tracing::warn!(id, column = idx, "ignoring malformed signature column");
     }
     Ok(sig)
+}
+
+/// A signature column stored as text (JSON not in the packed layout); `None` if it is not
+/// UTF-8 JSON.
+fn signature_text(text: &[u8]) -> Option<SignatureJson> {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| SignatureJson::from_text(t.to_string()))
 }
 
 /// Calls `each(sender, m, t)` for the signed message rows that `filter` (a WHERE clause with
@@ -823,10 +829,7 @@ fn for_each_signed_row(
     let mut rows = stmt.query([param])?;
     while let Some(row) = rows.next()? {
         let id_and_time = match row.get_ref(1)? {
-            ValueRef::Text(text) => std::str::from_utf8(text)
-                .ok()
-                .and_then(|t| SignatureJson::from_text(t.to_string()))
-                .and_then(|sig| sig.signed_id_and_time()),
+            ValueRef::Text(text) => signature_text(text).and_then(|sig| sig.signed_id_and_time()),
             ValueRef::Blob(blob) => {
                 let source_id: Option<String> = row.get(2)?;
                 packed_sig::signed_id_and_time(blob, source_id.as_deref())

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 /// A message's signature object (`_sig`), kept as the JSON text it arrived in.
 ///
-/// Signed messages are copied into one row per recipient and written to the
-/// database as text, so the object is never parsed on that path; only the
-/// replay-window bookkeeping reads its `m` and `t`.
+/// Signed messages are copied into one row per recipient and stored without
+/// parsing the object as JSON (SQLite keeps the clients' layout packed and
+/// rebuilds the same text, see `packed_sig`); only the replay-window
+/// bookkeeping reads its `m` and `t`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SignatureJson(Box<serde_json::value::RawValue>);
