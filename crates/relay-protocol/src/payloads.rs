@@ -126,12 +126,16 @@ pub struct WelcomePayload {
 }
 
 /// Payload of SEND and DELIVER.
+///
+/// The fields are declared in alphabetical order, so that the payload is written with its
+/// member names sorted: a signed message's payload is then canonical (RFC 8785) as sent, and
+/// signer and daemon sign and check it as it stands instead of re-writing it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SendPayload {
-    pub kind: PayloadKind,
     pub body: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Object>,
+    pub kind: PayloadKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread: Option<String>,
 }

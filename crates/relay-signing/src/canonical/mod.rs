@@ -14,13 +14,16 @@
 //! [`canonicalize_str`] / [`write_canonical_text`] canonicalise JSON text;
 //! [`to_string`] does the same for a [`serde_json::Value`] through its text.
 //! Every signed message is canonicalised once by its sender and once by the
-//! daemon, so the text is read into a borrowed tree (strings without escapes
+//! daemon: text that is canonical already is recognised by one scan and copied (`already`);
+//! other text is read into a borrowed tree (strings without escapes
 //! are not copied, objects are flat vectors sorted in place) and written
 //! straight into the caller's buffer.
 //!
 //! Reading text refuses duplicate member names at any depth, which RFC 8785
 //! (through I-JSON) requires and which would otherwise let two parsers see two
 //! different messages behind one signature.
+
+mod already;
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -55,6 +58,15 @@ pub fn canonicalize_str(json: &str) -> Result<String, CanonicalError> {
 ///
 /// On error `out` may hold part of the output.
 pub fn write_canonical_text(json: &str, out: &mut String) -> Result<(), CanonicalError> {
+    if already::is_canonical(json) {
+        out.push_str(json);
+        return Ok(());
+    }
+    write_reparsed(json, out)
+}
+
+/// The full way of [`write_canonical_text`]: reads `json` into a tree and writes it out.
+fn write_reparsed(json: &str, out: &mut String) -> Result<(), CanonicalError> {
     let mut de = serde_json::Deserializer::from_str(json);
     let node = Node::deserialize(&mut de).map_err(classify)?;
     de.end().map_err(classify)?;
@@ -95,8 +107,7 @@ pub fn write_number(value: f64, out: &mut String) -> Result<(), CanonicalError> 
         out.push('0');
     } else if value.fract() == 0.0 && value.abs() < MAX_EXACT_INTEGER {
         // Integers print as their digits, and below 2^53 the conversion is exact.
-        use std::fmt::Write as _;
-        let _ = write!(out, "{}", value as i64);
+        out.push_str(itoa::Buffer::new().format(value as i64));
     } else {
         out.push_str(ryu_js::Buffer::new().format_finite(value));
     }
@@ -108,18 +119,8 @@ pub fn write_string(s: &str, out: &mut String) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut copied = 0;
-    let mut i = 0;
+    let mut i = find_escape(bytes, 0);
     while i < bytes.len() {
-        // Most strings hold nothing to escape: skip eight bytes at a time.
-        if let Some(word) = bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes([
-                word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
-            ]);
-            if !needs_escape(word) {
-                i += 8;
-                continue;
-            }
-        }
         let b = bytes[i];
         let escape = match b {
             b'"' => "\\\"",
@@ -129,11 +130,7 @@ pub fn write_string(s: &str, out: &mut String) {
             b'\n' => "\\n",
             0x0c => "\\f",
             b'\r' => "\\r",
-            0..=0x1f => "",
-            _ => {
-                i += 1;
-                continue;
-            }
+            _ => "",
         };
         // Every byte escaped is ASCII, so `copied..i` lies on character boundaries.
         out.push_str(&s[copied..i]);
@@ -143,25 +140,48 @@ pub fn write_string(s: &str, out: &mut String) {
         } else {
             out.push_str(escape);
         }
-        i += 1;
-        copied = i;
+        copied = i + 1;
+        i = find_escape(bytes, copied);
     }
     out.push_str(&s[copied..]);
     out.push('"');
 }
 
-/// Whether any of the eight bytes in `word` is a control character, `"` or `\`
-/// (may answer true for a word with none; never false for a word with one).
-fn needs_escape(word: u64) -> bool {
+/// The index of the first byte of `bytes` at or after `from` that a JSON string escapes (a
+/// control character, `"` or `\`), or `bytes.len()`. Looks at eight bytes at a time: most
+/// strings hold nothing to escape.
+pub(crate) fn find_escape(bytes: &[u8], mut from: usize) -> usize {
+    while let Some(rest) = bytes.get(from..).filter(|rest| !rest.is_empty()) {
+        let word = match rest.first_chunk::<8>() {
+            Some(chunk) => u64::from_le_bytes(*chunk),
+            None => {
+                // The last few bytes, padded with spaces (which need no escape).
+                let mut padded = [b' '; 8];
+                padded[..rest.len()].copy_from_slice(rest);
+                u64::from_le_bytes(padded)
+            }
+        };
+        let found = escape_mask(word);
+        if found != 0 {
+            return (from + (found.trailing_zeros() / 8) as usize).min(bytes.len());
+        }
+        from += 8;
+    }
+    bytes.len()
+}
+
+/// The high bit of every byte of `word` (read little-endian) that is a control character, `"`
+/// or `\`. Bytes above a flagged one may be flagged wrongly, but the lowest flagged byte is
+/// always a true one: a borrow only runs upwards from a byte that was flagged rightly.
+fn escape_mask(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // High bit set in the bytes of `x` that are zero (the classic SWAR test;
-    // a byte above a zero one may be flagged too, which only costs a slow look).
+    // High bit set in the bytes of `x` that are zero (the classic SWAR test).
     let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let controls = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
     let quotes = zero_bytes(word ^ (ONES * u64::from(b'"')));
     let backslashes = zero_bytes(word ^ (ONES * u64::from(b'\\')));
-    (controls | quotes | backslashes) != 0
+    controls | quotes | backslashes
 }
 
 fn classify(err: serde_json::Error) -> CanonicalError {
@@ -402,6 +422,16 @@ mod tests {
                 write_string(&text, &mut ours);
                 assert_eq!(ours, serde_json::to_string(&text).unwrap(), "{text:?}");
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// serde_json escapes exactly the characters JCS does, in the same spelling.
+        #[test]
+        fn strings_are_written_as_serde_json_writes_them(text in "(?s).{0,40}") {
+            let mut ours = String::new();
+            write_string(&text, &mut ours);
+            proptest::prop_assert_eq!(ours, serde_json::to_string(&text).unwrap());
         }
     }
 
