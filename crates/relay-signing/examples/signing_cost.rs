@@ -13,10 +13,10 @@ use std::error::Error;
 use std::hint::black_box;
 use std::time::Instant;
 
-use relay_protocol::{to_raw, Envelope, MessageType};
+use relay_protocol::{to_raw, Envelope, MessageType, PayloadKind, SendPayload};
 use relay_signing::{
     sign, signing_bytes_for, verify, Ed25519Signing, HmacKey, KeyLookup, KeyStatus, ReplayCache,
-    Signature, SigningKey,
+    SignatureRef, SigningKey,
 };
 
 const ROUNDS: u32 = 50_000;
@@ -51,7 +51,12 @@ fn main() -> Result<(), Box<dyn Error>> {
 
 fn measure_algorithm(key: SigningKey) -> Result<(), Box<dyn Error>> {
     let body = format!("12:345:{}", "x".repeat(92));
-    let payload = serde_json::json!({"kind": "message", "body": body});
+    let payload = SendPayload {
+        kind: PayloadKind::Message,
+        body,
+        data: None,
+        thread: None,
+    };
     let mut env = Envelope::with_raw_payload(MessageType::Send, to_raw(&payload))
         .id("01JDX5V7Q8ZK2M3N4P5R6S7T8V")
         .to("bench-r1-k3x9");
@@ -78,7 +83,7 @@ fn measure_algorithm(key: SigningKey) -> Result<(), Box<dyn Error>> {
         black_box(Envelope::from_slice(&frame).ok());
     });
     measure("daemon: parse _sig", |_| {
-        black_box(Signature::from_envelope(&env).ok());
+        black_box(SignatureRef::from_envelope(&env).ok());
     });
     measure("daemon: canonical signed bytes", |_| {
         black_box(signing_bytes_for(&env, SIGNER, env.to.as_deref(), &sig).ok());
@@ -89,7 +94,7 @@ fn measure_algorithm(key: SigningKey) -> Result<(), Box<dyn Error>> {
         black_box(verify_key.verify(&signed, &signature));
     });
     measure("daemon: parse _sig + verify", |_| {
-        if let Ok(Some(s)) = Signature::from_envelope(&env) {
+        if let Ok(Some(s)) = SignatureRef::from_envelope(&env) {
             black_box(verify(&env, SIGNER, env.to.as_deref(), &s, &keys, NOW, WINDOW).ok());
         }
     });

@@ -3,12 +3,12 @@
 /// Encodes bytes as lowercase hex.
 pub(crate) fn encode(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
+    // Collected as bytes: pushing `char`s to a `String` encodes each as UTF-8 on the way.
+    let digits: Vec<u8> = bytes
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]])
+        .collect();
+    String::from_utf8(digits).unwrap_or_else(|_| unreachable!("hex digits are ASCII"))
 }
 
 /// Decodes hex (either case); `None` on an odd length or a non-hex digit.

@@ -70,7 +70,7 @@ pub use keystore::{
 };
 pub use message::{original_target, signed_type, signing_bytes_for, SignedFields, DOMAIN_TAG};
 pub use replay::{ReplayCache, ReplayEntry, DEFAULT_REPLAY_CAPACITY};
-pub use signature::{Algorithm, Signature, UnknownAlgorithm};
+pub use signature::{Algorithm, Signature, SignatureRef, UnknownAlgorithm};
 pub use verify::{
     sign, verify, verify_delivered, KeyLookup, KeyStatus, SharedSecret, DEFAULT_WINDOW_MS,
 };

@@ -12,7 +12,7 @@ use relay_protocol::{Envelope, MessageType};
 
 use crate::canonical;
 use crate::error::CanonicalError;
-use crate::signature::{Algorithm, Signature};
+use crate::signature::{Algorithm, SignatureRef};
 
 /// [`DOMAIN_TAG`] as text.
 const DOMAIN_TAG_STR: &str = "agent-relay-sig-v1\n";
@@ -129,12 +129,13 @@ pub fn signed_type(msg_type: &MessageType) -> &str {
 /// is signed as its canonical form (duplicate member names refused);
 /// `payload_meta` as relay-protocol serialises the typed `SendMeta` (unset
 /// fields omitted, `sync.blocking` always present).
-pub fn signing_bytes_for(
+pub fn signing_bytes_for<'s>(
     env: &Envelope,
     signer: &str,
     original_to: Option<&str>,
-    sig: &Signature,
+    sig: impl Into<SignatureRef<'s>>,
 ) -> Result<Vec<u8>, CanonicalError> {
+    let sig = sig.into();
     let meta = match &env.payload_meta {
         Some(meta) => {
             Some(serde_json::to_string(meta).map_err(|e| CanonicalError::NotJson(e.to_string()))?)
@@ -168,6 +169,7 @@ pub fn original_target(env: &Envelope) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signature::Signature;
 
     #[test]
     fn absent_fields_are_omitted_and_keys_sorted() {

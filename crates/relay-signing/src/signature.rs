@@ -1,5 +1,6 @@
 //! The `_sig` object and its algorithm names.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -80,7 +81,7 @@ impl Signature {
 
     /// Parses a raw `_sig` value.
     pub fn from_raw(raw: &RawValue) -> Result<Signature, VerifyError> {
-        serde_json::from_str(raw.get()).map_err(|e| VerifyError::Malformed(e.to_string()))
+        SignatureRef::from_raw(raw).map(SignatureRef::into_owned)
     }
 
     /// The `_sig` value as raw JSON.
@@ -91,6 +92,87 @@ impl Signature {
     /// Sets this signature as the envelope's `_sig`.
     pub fn attach_to(&self, env: &mut Envelope) {
         env.sig = Some(self.to_raw());
+    }
+}
+
+/// A `_sig` read in place: its strings borrow from the frame's text (they hold no escapes, as
+/// signers write them), so checking a signature copies nothing out of the frame. What
+/// [`verify`](crate::verify) reads; a [`Signature`] lends itself as one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureRef<'a> {
+    /// [`Signature::s`].
+    #[serde(borrow)]
+    pub s: Cow<'a, str>,
+    /// [`Signature::k`].
+    #[serde(borrow)]
+    pub k: Cow<'a, str>,
+    /// [`Signature::t`].
+    pub t: u64,
+    /// [`Signature::a`].
+    pub a: Algorithm,
+    /// [`Signature::m`].
+    #[serde(borrow)]
+    pub m: Cow<'a, str>,
+}
+
+impl<'a> SignatureRef<'a> {
+    /// Reads `_sig` from an envelope: `Ok(None)` when it has none.
+    pub fn from_envelope(env: &'a Envelope) -> Result<Option<SignatureRef<'a>>, VerifyError> {
+        env.sig.as_deref().map(SignatureRef::from_raw).transpose()
+    }
+
+    /// Parses a raw `_sig` value.
+    pub fn from_raw(raw: &'a RawValue) -> Result<SignatureRef<'a>, VerifyError> {
+        let text = raw.get();
+        match SignatureRef::from_signer_layout(text) {
+            Some(sig) => Ok(sig),
+            None => serde_json::from_str(text).map_err(|e| VerifyError::Malformed(e.to_string())),
+        }
+    }
+
+    /// Reads `_sig` in the layout signers write — `{"s":…,"k":…,"t":…,"a":…,"m":…}` in that
+    /// order, no whitespace, no escapes — without serde's general machinery (a daemon reads
+    /// one per signed message). `None` for any other text, which serde then reads or refuses.
+    fn from_signer_layout(text: &'a str) -> Option<SignatureRef<'a>> {
+        let mut rest = text.strip_prefix(r#"{"s":"#)?;
+        let s = plain_string(&mut rest)?;
+        rest = rest.strip_prefix(r#","k":"#)?;
+        let k = plain_string(&mut rest)?;
+        rest = rest.strip_prefix(r#","t":"#)?;
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (t, tail) = rest.split_at(digits);
+        // JSON has no leading zeros; serde refuses them, so leave them to it.
+        if t.is_empty() || (t.len() > 1 && t.starts_with('0')) {
+            return None;
+        }
+        let t = t.parse().ok()?;
+        rest = tail.strip_prefix(r#","a":"#)?;
+        let a = match plain_string(&mut rest)? {
+            "hmac-sha256" => Algorithm::HmacSha256,
+            "ed25519" => Algorithm::Ed25519,
+            _ => return None,
+        };
+        rest = rest.strip_prefix(r#","m":"#)?;
+        let m = plain_string(&mut rest)?;
+        (rest == "}").then_some(SignatureRef {
+            s: Cow::Borrowed(s),
+            k: Cow::Borrowed(k),
+            t,
+            a,
+            m: Cow::Borrowed(m),
+        })
+    }
+
+    /// An owned copy.
+    pub fn into_owned(self) -> Signature {
+        Signature {
+            s: self.s.into_owned(),
+            k: self.k.into_owned(),
+            t: self.t,
+            a: self.a,
+            m: self.m.into_owned(),
+        }
     }
 
     /// The signature bytes, decoded from `s` (either hex case is accepted).
@@ -114,6 +196,43 @@ impl Signature {
         }
         Ok(bytes)
     }
+}
+
+impl<'a> From<&'a Signature> for SignatureRef<'a> {
+    fn from(sig: &'a Signature) -> Self {
+        SignatureRef {
+            s: Cow::Borrowed(&sig.s),
+            k: Cow::Borrowed(&sig.k),
+            t: sig.t,
+            a: sig.a,
+            m: Cow::Borrowed(&sig.m),
+        }
+    }
+}
+
+impl<'a> From<&'a SignatureRef<'_>> for SignatureRef<'a> {
+    fn from(sig: &'a SignatureRef<'_>) -> Self {
+        SignatureRef {
+            s: Cow::Borrowed(&sig.s),
+            k: Cow::Borrowed(&sig.k),
+            t: sig.t,
+            a: sig.a,
+            m: Cow::Borrowed(&sig.m),
+        }
+    }
+}
+
+/// The contents of the string literal at the start of `rest` when it holds nothing JSON
+/// escapes; moves `rest` past it.
+fn plain_string<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    let body = rest.strip_prefix('"')?;
+    let end = crate::canonical::find_escape(body.as_bytes(), 0);
+    if body.as_bytes().get(end) != Some(&b'"') {
+        return None;
+    }
+    // `end` is at an ASCII quote: a character boundary.
+    *rest = &body[end + 1..];
+    Some(&body[..end])
 }
 
 fn truncate(s: &str) -> &str {
@@ -168,6 +287,71 @@ mod tests {
     }
 
     #[test]
+    fn the_signer_layout_is_read_without_serde_and_everything_else_with_it() {
+        let text = r#"{"s":"ab","k":"0123456789abcdef","t":17,"a":"ed25519","m":"m1"}"#;
+        let fast = SignatureRef::from_signer_layout(text).expect("the signer layout");
+        assert!(matches!(fast.m, Cow::Borrowed("m1")));
+        assert_eq!(fast.t, 17);
+        for other in [
+            r#"{"k":"0123456789abcdef","s":"ab","t":17,"a":"ed25519","m":"m1"}"#,
+            r#"{"s":"ab","k":"0123456789abcdef","t":17,"a":"ed25519","m":"m\u0031"}"#,
+            r#"{"s":"ab", "k":"0123456789abcdef","t":17,"a":"ed25519","m":"m1"}"#,
+            r#"{"s":"ab","k":"0123456789abcdef","t":017,"a":"ed25519","m":"m1"}"#,
+            r#"{"s":"ab","k":"0123456789abcdef","t":99999999999999999999,"a":"ed25519","m":"m1"}"#,
+            r#"{"s":"ab","k":"0123456789abcdef","t":17,"a":"rsa","m":"m1"}"#,
+            r#"{"s":"ab","k":"0123456789abcdef","t":17,"a":"ed25519","m":"m1","x":1}"#,
+        ] {
+            assert_eq!(SignatureRef::from_signer_layout(other), None, "{other}");
+        }
+        let escaped = RawValue::from_string(
+            r#"{"s":"ab","k":"0123456789abcdef","t":17,"a":"ed25519","m":"m\u0031"}"#.into(),
+        )
+        .unwrap();
+        assert_eq!(SignatureRef::from_raw(&escaped).unwrap().m, "m1");
+    }
+
+    proptest::proptest! {
+        /// Read the fast way or by serde, a `_sig` means the same; the fast way never accepts
+        /// what serde refuses.
+        #[test]
+        fn both_readers_agree(
+            s in "[0-9a-f\"\\\\]{0,8}",
+            k in "(?s).{0,6}",
+            t in proptest::prelude::any::<u64>(),
+            ed in proptest::prelude::any::<bool>(),
+            m in "(?s).{0,10}",
+            cut in 0usize..120,
+            byte in proptest::prelude::any::<u8>(),
+        ) {
+            let sig = Signature {
+                s, k, t, m,
+                a: if ed { Algorithm::Ed25519 } else { Algorithm::HmacSha256 },
+            };
+            let text = serde_json::to_string(&sig).unwrap();
+            let mut variants = vec![text.clone()];
+            let mut bytes = text.into_bytes();
+            let at = cut % bytes.len();
+            bytes[at] = byte;
+            variants.extend(String::from_utf8(bytes).ok());
+            for text in variants {
+                let by_serde: Result<SignatureRef<'_>, _> = serde_json::from_str(&text);
+                if let Some(fast) = SignatureRef::from_signer_layout(&text) {
+                    proptest::prop_assert_eq!(Some(fast), by_serde.ok());
+                }
+            }
+            let plain = !sig.s.contains(['"', '\\'])
+                && !sig.k.contains(|c: char| c == '"' || c == '\\' || c < ' ')
+                && !sig.m.contains(|c: char| c == '"' || c == '\\' || c < ' ');
+            let text = serde_json::to_string(&sig).unwrap();
+            let fast = SignatureRef::from_signer_layout(&text);
+            proptest::prop_assert_eq!(fast.is_some(), plain);
+            if let Some(fast) = fast {
+                proptest::prop_assert_eq!(fast.into_owned(), sig);
+            }
+        }
+    }
+
+    #[test]
     fn signature_bytes_check_hex_and_length() {
         let mut sig = Signature {
             s: "AB".repeat(32),
@@ -176,15 +360,18 @@ mod tests {
             a: Algorithm::HmacSha256,
             m: "m".into(),
         };
-        assert_eq!(sig.signature_bytes().unwrap().len(), 32);
+        assert_eq!(
+            SignatureRef::from(&sig).signature_bytes().unwrap().len(),
+            32
+        );
         sig.a = Algorithm::Ed25519;
         assert!(matches!(
-            sig.signature_bytes(),
+            SignatureRef::from(&sig).signature_bytes(),
             Err(VerifyError::Malformed(_))
         ));
         sig.s = "zz".into();
         assert!(matches!(
-            sig.signature_bytes(),
+            SignatureRef::from(&sig).signature_bytes(),
             Err(VerifyError::Malformed(_))
         ));
     }

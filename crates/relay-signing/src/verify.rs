@@ -5,7 +5,7 @@ use relay_protocol::Envelope;
 use crate::error::{CanonicalError, VerifyError};
 use crate::keys::{HmacKey, SigningKey, VerifyKey};
 use crate::message::signing_bytes_for;
-use crate::signature::Signature;
+use crate::signature::{Signature, SignatureRef};
 
 /// The replay window of PROTOCOL.md §11: `|now - t|` may be at most 300 s.
 pub const DEFAULT_WINDOW_MS: u64 = 300_000;
@@ -121,19 +121,20 @@ pub fn sign(
 /// `|now - t| <= window_ms`, the key known, not revoked or expired, of
 /// algorithm `a`, and finally the signature itself. A message that passes
 /// must still go through [`ReplayCache::check_and_insert`](crate::ReplayCache::check_and_insert).
-pub fn verify(
+pub fn verify<'s>(
     env: &Envelope,
     claimed_from: &str,
     original_to: Option<&str>,
-    sig: &Signature,
+    sig: impl Into<SignatureRef<'s>>,
     keys: &dyn KeyLookup,
     now_ms: u64,
     window_ms: u64,
 ) -> Result<(), VerifyError> {
+    let sig = sig.into();
     let signature = sig.signature_bytes()?;
     if sig.m != env.id {
         return Err(VerifyError::MessageIdMismatch {
-            m: sig.m.clone(),
+            m: sig.m.into_owned(),
             id: env.id.clone(),
         });
     }
@@ -148,7 +149,7 @@ pub fn verify(
         env,
         claimed_from,
         original_to,
-        sig,
+        &sig,
         &signature,
         keys,
         now_ms,
@@ -162,23 +163,24 @@ pub fn verify(
 /// checked: the daemon did both on ingress. `signer` is the DELIVER's `from`
 /// and `original_to` normally [`original_target`](crate::original_target).
 /// The key must still be valid at `now_ms`.
-pub fn verify_delivered(
+pub fn verify_delivered<'s>(
     env: &Envelope,
     signer: &str,
     original_to: Option<&str>,
-    sig: &Signature,
+    sig: impl Into<SignatureRef<'s>>,
     keys: &dyn KeyLookup,
     now_ms: u64,
 ) -> Result<(), VerifyError> {
+    let sig = sig.into();
     let signature = sig.signature_bytes()?;
-    check(env, signer, original_to, sig, &signature, keys, now_ms)
+    check(env, signer, original_to, &sig, &signature, keys, now_ms)
 }
 
 fn check(
     env: &Envelope,
     signer: &str,
     original_to: Option<&str>,
-    sig: &Signature,
+    sig: &SignatureRef<'_>,
     signature: &[u8],
     keys: &dyn KeyLookup,
     now_ms: u64,
@@ -189,33 +191,33 @@ fn check(
         KeyStatus::Retired { until, .. } => {
             return Err(VerifyError::KeyExpired {
                 signer: signer.to_string(),
-                k: sig.k.clone(),
+                k: sig.k.to_string(),
                 until,
             })
         }
         KeyStatus::Revoked => {
             return Err(VerifyError::KeyRevoked {
                 signer: signer.to_string(),
-                k: sig.k.clone(),
+                k: sig.k.to_string(),
             })
         }
         KeyStatus::Unknown => {
             return Err(VerifyError::UnknownKey {
                 signer: signer.to_string(),
-                k: sig.k.clone(),
+                k: sig.k.to_string(),
             })
         }
     };
-    if key.key_id() != sig.k {
+    if key.key_id() != sig.k.as_ref() {
         // A lookup that answers with another key has not found this one.
         return Err(VerifyError::UnknownKey {
             signer: signer.to_string(),
-            k: sig.k.clone(),
+            k: sig.k.to_string(),
         });
     }
     if key.algorithm() != sig.a {
         return Err(VerifyError::WrongAlgorithm {
-            k: sig.k.clone(),
+            k: sig.k.to_string(),
             claimed: sig.a.as_str(),
             actual: key.algorithm().as_str(),
         });

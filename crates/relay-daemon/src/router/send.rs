@@ -824,10 +824,10 @@ impl Router {
             other => other,
         };
         match verdict {
-            Ok(crate::signing::Verdict::Verified { m, t }) => {
+            Ok(crate::signing::Verdict::Verified { t }) => {
                 self.counters.signatures_verified += 1;
                 // Persisted with the message row, or on its own once the frame is handled.
-                self.unrecorded_signature = Some((sender, m, t as i64));
+                self.unrecorded_signature = Some((sender, env.id.clone(), t as i64));
                 true
             }
             Ok(crate::signing::Verdict::Unsigned) => true,
