@@ -155,13 +155,17 @@ impl<'a> SignatureRef<'a> {
         };
         rest = rest.strip_prefix(r#","m":"#)?;
         let m = plain_string(&mut rest)?;
-        (rest == "}").then_some(SignatureRef {
+        (rest == "}").then(|| SignatureRef::borrowing(s, k, t, a, m))
+    }
+
+    fn borrowing(s: &'a str, k: &'a str, t: u64, a: Algorithm, m: &'a str) -> SignatureRef<'a> {
+        SignatureRef {
             s: Cow::Borrowed(s),
             k: Cow::Borrowed(k),
             t,
             a,
             m: Cow::Borrowed(m),
-        })
+        }
     }
 
     /// An owned copy.
@@ -200,25 +204,13 @@ impl<'a> SignatureRef<'a> {
 
 impl<'a> From<&'a Signature> for SignatureRef<'a> {
     fn from(sig: &'a Signature) -> Self {
-        SignatureRef {
-            s: Cow::Borrowed(&sig.s),
-            k: Cow::Borrowed(&sig.k),
-            t: sig.t,
-            a: sig.a,
-            m: Cow::Borrowed(&sig.m),
-        }
+        SignatureRef::borrowing(&sig.s, &sig.k, sig.t, sig.a, &sig.m)
     }
 }
 
 impl<'a> From<&'a SignatureRef<'_>> for SignatureRef<'a> {
     fn from(sig: &'a SignatureRef<'_>) -> Self {
-        SignatureRef {
-            s: Cow::Borrowed(&sig.s),
-            k: Cow::Borrowed(&sig.k),
-            t: sig.t,
-            a: sig.a,
-            m: Cow::Borrowed(&sig.m),
-        }
+        SignatureRef::borrowing(&sig.s, &sig.k, sig.t, sig.a, &sig.m)
     }
 }
 
