@@ -12,6 +12,7 @@
 //! - [`FrameCodec`]: the 4-byte big-endian length prefix + UTF-8 JSON framing with a size limit
 //!   (1 MiB by default), for `tokio_util::codec`.
 //! - [`ids`]: message/session ids and agent-name validation.
+//! - [`SigLayout`]: `_sig` in the layout signers write, read without a JSON parser.
 //!
 //! Optional fields are omitted on the wire, never sent as `null`; unknown fields inside
 //! `payload.data` and `payload_meta` are preserved.
@@ -23,6 +24,7 @@ mod envelope;
 pub mod ids;
 mod message_type;
 pub mod payloads;
+mod sig_layout;
 
 pub use codec::{encode_frame, FrameCodec, FrameError, DEFAULT_MAX_FRAME_BYTES};
 pub use context::*;
@@ -30,3 +32,4 @@ pub use dlq::*;
 pub use envelope::{empty_object, now_ms, to_raw, Envelope, EnvelopeError, PROTOCOL_VERSION};
 pub use message_type::MessageType;
 pub use payloads::*;
+pub use sig_layout::SigLayout;

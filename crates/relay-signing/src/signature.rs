@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use relay_protocol::Envelope;
+use relay_protocol::{Envelope, SigLayout};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -131,31 +131,15 @@ impl<'a> SignatureRef<'a> {
         }
     }
 
-    /// Reads `_sig` in the layout signers write — `{"s":…,"k":…,"t":…,"a":…,"m":…}` in that
-    /// order, no whitespace, no escapes — without serde's general machinery (a daemon reads
-    /// one per signed message). `None` for any other text, which serde then reads or refuses.
+    /// Reads `_sig` in the layout signers write ([`SigLayout`]) without serde's general
+    /// machinery (a daemon reads one per signed message). `None` for any other text, which
+    /// serde then reads or refuses.
     fn from_signer_layout(text: &'a str) -> Option<SignatureRef<'a>> {
-        let mut rest = text.strip_prefix(r#"{"s":"#)?;
-        let s = plain_string(&mut rest)?;
-        rest = rest.strip_prefix(r#","k":"#)?;
-        let k = plain_string(&mut rest)?;
-        rest = rest.strip_prefix(r#","t":"#)?;
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (t, tail) = rest.split_at(digits);
-        // JSON has no leading zeros; serde refuses them, so leave them to it.
-        if t.is_empty() || (t.len() > 1 && t.starts_with('0')) {
-            return None;
-        }
-        let t = t.parse().ok()?;
-        rest = tail.strip_prefix(r#","a":"#)?;
-        let a = match plain_string(&mut rest)? {
-            "hmac-sha256" => Algorithm::HmacSha256,
-            "ed25519" => Algorithm::Ed25519,
-            _ => return None,
-        };
-        rest = rest.strip_prefix(r#","m":"#)?;
-        let m = plain_string(&mut rest)?;
-        (rest == "}").then(|| SignatureRef::borrowing(s, k, t, a, m))
+        let layout = SigLayout::read(text)?;
+        let a = layout.a.parse().ok()?;
+        Some(SignatureRef::borrowing(
+            layout.s, layout.k, layout.t, a, layout.m,
+        ))
     }
 
     fn borrowing(s: &'a str, k: &'a str, t: u64, a: Algorithm, m: &'a str) -> SignatureRef<'a> {
@@ -212,19 +196,6 @@ impl<'a> From<&'a SignatureRef<'_>> for SignatureRef<'a> {
     fn from(sig: &'a SignatureRef<'_>) -> Self {
         SignatureRef::borrowing(&sig.s, &sig.k, sig.t, sig.a, &sig.m)
     }
-}
-
-/// The contents of the string literal at the start of `rest` when it holds nothing JSON
-/// escapes; moves `rest` past it.
-fn plain_string<'a>(rest: &mut &'a str) -> Option<&'a str> {
-    let body = rest.strip_prefix('"')?;
-    let end = crate::canonical::find_escape(body.as_bytes(), 0);
-    if body.as_bytes().get(end) != Some(&b'"') {
-        return None;
-    }
-    // `end` is at an ASCII quote: a character boundary.
-    *rest = &body[end + 1..];
-    Some(&body[..end])
 }
 
 fn truncate(s: &str) -> &str {

@@ -23,6 +23,8 @@
 //! | n         | `s`                                                                      |
 //! | rest      | `m` as UTF-8, absent when bit 3 is set                                   |
 
+use relay_protocol::SigLayout;
+
 const FORMAT_V1: u8 = 0x10;
 const FORMAT_MASK: u8 = 0xf0;
 const ALGORITHM_MASK: u8 = 0x03;
@@ -36,35 +38,17 @@ const FIXED_LEN: usize = 1 + 8 + 8 + 1;
 /// The packed form of `text`, or `None` when `text` is not in the layout described in the
 /// module docs and must be stored as it is. `source_id` is the row's `source_id`.
 pub(crate) fn pack(text: &str, source_id: Option<&str>) -> Option<Vec<u8>> {
-    let rest = text.strip_prefix(r#"{"s":""#)?;
-    let (s, rest) = rest.split_once('"')?;
-    let rest = rest.strip_prefix(r#","k":""#)?;
-    let (k, rest) = rest.split_once('"')?;
-    let rest = rest.strip_prefix(r#","t":"#)?;
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let (t, rest) = rest.split_at(digits);
-    let rest = rest.strip_prefix(r#","a":""#)?;
-    let (a, rest) = rest.split_once('"')?;
-    let rest = rest.strip_prefix(r#","m":""#)?;
-    let m = rest.strip_suffix("\"}")?;
-
+    let SigLayout { s, k, t, a, m } = SigLayout::read(text)?;
     let algorithm = match a {
         "hmac-sha256" => HMAC_SHA256,
         "ed25519" => ED25519,
         _ => return None,
     };
-    // Only the plain decimal form rebuilds to the same text.
-    if t.is_empty() || (t.len() > 1 && t.starts_with('0')) {
-        return None;
-    }
-    let t: i64 = t.parse().ok()?;
+    let t = i64::try_from(t).ok()?;
     if k.len() != 16 || s.is_empty() || s.len() % 2 != 0 || s.len() / 2 > usize::from(u8::MAX) {
         return None;
     }
-    // Written back between quotes as it is, so it must need no escaping.
-    if m.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        return None;
-    }
+    // `SigLayout`'s strings need no escaping: `m` is written back between quotes as it is.
     let m_is_source = source_id == Some(m);
 
     let mut out =
