@@ -46,25 +46,41 @@ impl<'a> SigLayout<'a> {
 }
 
 /// The contents of the string literal at the start of `rest` when it holds nothing JSON
-/// escapes (`"`, `\`, control characters); moves `rest` past it.
+/// escapes ([`needs_json_escape`]); moves `rest` past it.
 fn plain_string<'a>(rest: &mut &'a str) -> Option<&'a str> {
     let body = rest.strip_prefix('"')?;
     let end = body.find('"')?;
     let contents = &body[..end];
-    // Without an early exit, so that the check runs over whole vectors of bytes.
-    let escaped = contents
-        .bytes()
-        .fold(false, |found, b| found | (b == b'\\') | (b < 0x20));
-    if escaped {
+    if needs_json_escape(contents) {
         return None;
     }
     *rest = &body[end + 1..];
     Some(contents)
 }
 
+/// Whether JSON must escape something in `text` (a `"`, a `\` or a control character), i.e.
+/// whether it cannot be written between quotes as it is.
+pub fn needs_json_escape(text: &str) -> bool {
+    // Without an early exit, so that the check runs over whole vectors of bytes.
+    text.bytes().fold(false, |found, b| {
+        found | (b == b'"') | (b == b'\\') | (b < 0x20)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_are_found_anywhere() {
+        assert!(!needs_json_escape("m-1 é 😀 /"));
+        for special in ['"', '\\', '\n', '\u{0}', '\u{1f}'] {
+            for at in 0..40 {
+                let text = "a".repeat(at) + &special.to_string() + "b";
+                assert!(needs_json_escape(&text), "{text:?}");
+            }
+        }
+    }
 
     #[test]
     fn the_signers_layout_is_read_and_nothing_else() {

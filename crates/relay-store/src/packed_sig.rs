@@ -23,7 +23,7 @@
 //! | n         | `s`                                                                      |
 //! | rest      | `m` as UTF-8, absent when bit 3 is set                                   |
 
-use relay_protocol::SigLayout;
+use relay_protocol::{needs_json_escape, SigLayout};
 
 const FORMAT_V1: u8 = 0x10;
 const FORMAT_MASK: u8 = 0xf0;
@@ -98,7 +98,7 @@ fn parse<'a>(blob: &'a [u8], source_id: Option<&'a str>) -> Option<Packed<'a>> {
         std::str::from_utf8(rest).ok()?
     };
     let t = i64::from_be_bytes(*t);
-    if s.is_empty() || t < 0 || m.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+    if s.is_empty() || t < 0 || needs_json_escape(m) {
         return None;
     }
     Some(Packed {
