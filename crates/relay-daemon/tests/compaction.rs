@@ -134,10 +134,27 @@ const FACTS: [&str; 3] = [
 
 /// `a` and `b` talk in turns, each message delivered before the next is sent: first the facts,
 /// then `n` routine messages. Returns the conversation in routing order.
-async fn converse(a: &mut Agent, b: &mut Agent, n: usize) -> Vec<Line> {
+///
+/// Both histories are rebuilt from storage before the talk starts, and every message is handled
+/// by the compaction service (and any compaction it started has finished) before the next is
+/// sent: what the agents are handed then depends on the conversation alone, not on how fast the
+/// machine runs the service. (On a loaded machine a slow rebuild used to let messages pile up
+/// and a slow compaction let the history grow past the point it was meant to be compacted at.)
+/// With compaction disabled the talk is not paced.
+async fn converse(d: &TestDaemon, a: &mut Agent, b: &mut Agent, n: usize) -> Vec<Line> {
+    let t = tool(d).await;
+    let paced = compaction_metrics(&t).await != Value::Null;
+    if paced {
+        for agent in [&a.name, &b.name] {
+            t.context(agent, false, false)
+                .await
+                .expect("CONTEXT rebuilds the history");
+        }
+    }
     let mut lines = Vec::new();
     for (i, fact) in FACTS.iter().enumerate() {
         say(a, b, i, fact, &mut lines).await;
+        settle(&t, paced).await;
     }
     for i in 0..n {
         let body = if i.is_multiple_of(2) {
@@ -146,8 +163,31 @@ async fn converse(a: &mut Agent, b: &mut Agent, n: usize) -> Vec<Line> {
             format!("Batch {i} of the customer import is loaded; moving on to the next one.")
         };
         say(a, b, i + FACTS.len(), &body, &mut lines).await;
+        settle(&t, paced).await;
     }
+    t.close().await;
     lines
+}
+
+/// Waits, when `paced`, until the compaction service has handled every event routed so far and
+/// runs no compaction (it reports a compaction finished only after handing its context to the
+/// router).
+async fn settle(t: &Client, paced: bool) {
+    if !paced {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let m = compaction_metrics(t).await;
+        if m["queuedEvents"] == 0 && m["compacting"] == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the compaction service did not settle within {WAIT:?}: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 async fn say(a: &mut Agent, b: &mut Agent, i: usize, body: &str, lines: &mut Vec<Line>) {
@@ -186,7 +226,7 @@ async fn an_agent_over_budget_gets_its_compacted_context() {
     let d = TestDaemon::start(small_budget()).await;
     let mut lead = Agent::connect(&d, "Lead").await;
     let mut backend = Agent::connect(&d, "Backend").await;
-    let lines = converse(&mut lead, &mut backend, 80).await;
+    let lines = converse(&d, &mut lead, &mut backend, 80).await;
     backend.drain(Duration::from_millis(500)).await;
 
     let context = backend
@@ -345,7 +385,7 @@ async fn the_snapshot_is_offered_on_reconnect_and_survives_a_restart() {
     let mut d = TestDaemon::start(small_budget()).await;
     let mut lead = Agent::connect(&d, "Lead").await;
     let mut backend = Agent::connect(&d, "Backend").await;
-    converse(&mut lead, &mut backend, 60).await;
+    converse(&d, &mut lead, &mut backend, 60).await;
     backend.drain(Duration::from_millis(500)).await;
     let latest = backend.contexts.last().cloned().expect("a context");
     let snapshot_id = info(&latest)["snapshotId"].clone();
@@ -394,7 +434,7 @@ async fn context_requests_compact_and_inject_on_demand() {
     let t = tool(&d).await;
 
     // Above the target (1000) but under the threshold (1600): nothing happens by itself.
-    let lines = converse(&mut lead, &mut backend, 45).await;
+    let lines = converse(&d, &mut lead, &mut backend, 45).await;
     let before = t.context("Backend", false, false).await.expect("CONTEXT");
     assert!(
         before.history_tokens > 1000 && before.history_tokens <= 1600,
@@ -491,7 +531,7 @@ async fn report_with_summarizer(command: &str) -> (relay_protocol::CompactionRep
     let d = TestDaemon::start(config).await;
     let mut lead = Agent::connect(&d, "Lead").await;
     let mut backend = Agent::connect(&d, "Backend").await;
-    converse(&mut lead, &mut backend, 45).await;
+    converse(&d, &mut lead, &mut backend, 45).await;
     let t = tool(&d).await;
     let answer = t.context("Backend", true, false).await.expect("compact");
     let report = answer.result.expect("report");
@@ -533,7 +573,7 @@ async fn with_compaction_disabled_context_says_how_to_enable_it() {
     let d = TestDaemon::start(config).await;
     let mut lead = Agent::connect(&d, "Lead").await;
     let mut backend = Agent::connect(&d, "Backend").await;
-    converse(&mut lead, &mut backend, 60).await;
+    converse(&d, &mut lead, &mut backend, 60).await;
     backend.drain(Duration::from_millis(300)).await;
     assert!(backend.contexts.is_empty());
     let t = tool(&d).await;
