@@ -6,6 +6,7 @@
 //!
 //! Exit codes: 0 success, 1 failure (including "no daemon is running"), 2 usage error.
 
+mod allocator;
 mod bench;
 mod cli;
 mod cmd;
@@ -14,12 +15,6 @@ mod output;
 mod since;
 
 use std::process::ExitCode;
-
-/// The daemon allocates many small, short-lived buffers on several threads (frames, rows,
-/// history entries); mimalloc serves those with thread-local free lists, where the system
-/// allocator contends on shared arenas.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use relay_config::RelayConfig;

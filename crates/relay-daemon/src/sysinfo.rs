@@ -21,8 +21,24 @@ fn page_size() -> u64 {
     }
 }
 
-/// Returns freed heap memory to the operating system (glibc keeps it otherwise).
+/// The allocator's own way of returning freed memory, set by the program that links one in.
+static MEMORY_RELEASER: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Tells the daemon how to give freed heap back to the operating system when it goes idle
+/// (see [`release_free_memory`]). A program with its own global allocator sets this before
+/// [`serve`](crate::serve): the default trims glibc's heap, which does nothing for memory
+/// another allocator holds. Only the first call counts.
+pub fn set_memory_releaser(release: fn()) {
+    let _ = MEMORY_RELEASER.set(release);
+}
+
+/// Returns freed heap memory to the operating system (allocators keep it otherwise): through
+/// the releaser set with [`set_memory_releaser`], else glibc's `malloc_trim`.
 pub fn release_free_memory() {
+    if let Some(release) = MEMORY_RELEASER.get() {
+        release();
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers and
     // is safe to call at any time from any thread.

@@ -21,6 +21,7 @@ const ALLOCATOR_COMMIT_OPTION: &str = "MIMALLOC_ARENA_EAGER_COMMIT";
 
 /// Runs the daemon in this process until it is signalled.
 pub fn foreground(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    crate::allocator::tune_for_daemon();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if ctx.config.daemon.worker_threads > 0 {
         builder.worker_threads(ctx.config.daemon.worker_threads);
