@@ -32,4 +32,4 @@ pub use dlq::*;
 pub use envelope::{empty_object, now_ms, to_raw, Envelope, EnvelopeError, PROTOCOL_VERSION};
 pub use message_type::MessageType;
 pub use payloads::*;
-pub use sig_layout::{needs_json_escape, SigLayout};
+pub use sig_layout::{find_json_escape, needs_json_escape, SigLayout};

@@ -49,22 +49,56 @@ impl<'a> SigLayout<'a> {
 /// escapes ([`needs_json_escape`]); moves `rest` past it.
 fn plain_string<'a>(rest: &mut &'a str) -> Option<&'a str> {
     let body = rest.strip_prefix('"')?;
-    let end = body.find('"')?;
-    let contents = &body[..end];
-    if needs_json_escape(contents) {
+    // One pass: the first byte JSON would escape must be the closing quote.
+    let end = find_json_escape(body.as_bytes(), 0);
+    if body.as_bytes().get(end) != Some(&b'"') {
         return None;
     }
     *rest = &body[end + 1..];
-    Some(contents)
+    Some(&body[..end])
 }
 
 /// Whether JSON must escape something in `text` (a `"`, a `\` or a control character), i.e.
 /// whether it cannot be written between quotes as it is.
 pub fn needs_json_escape(text: &str) -> bool {
-    // Without an early exit, so that the check runs over whole vectors of bytes.
-    text.bytes().fold(false, |found, b| {
-        found | (b == b'"') | (b == b'\\') | (b < 0x20)
-    })
+    find_json_escape(text.as_bytes(), 0) < text.len()
+}
+
+/// The index of the first byte of `bytes` at or after `from` that a JSON string escapes (a
+/// control character, `"` or `\`), or `bytes.len()`. Looks at eight bytes at a time: most
+/// strings hold nothing to escape.
+pub fn find_json_escape(bytes: &[u8], mut from: usize) -> usize {
+    while let Some(rest) = bytes.get(from..).filter(|rest| !rest.is_empty()) {
+        let word = match rest.first_chunk::<8>() {
+            Some(chunk) => u64::from_le_bytes(*chunk),
+            None => {
+                // The last few bytes, padded with spaces (which need no escape).
+                let mut padded = [b' '; 8];
+                padded[..rest.len()].copy_from_slice(rest);
+                u64::from_le_bytes(padded)
+            }
+        };
+        let found = escape_mask(word);
+        if found != 0 {
+            return (from + (found.trailing_zeros() / 8) as usize).min(bytes.len());
+        }
+        from += 8;
+    }
+    bytes.len()
+}
+
+/// The high bit of every byte of `word` (read little-endian) that is a control character, `"`
+/// or `\`. Bytes above a flagged one may be flagged wrongly, but the lowest flagged byte is
+/// always a true one: a borrow only runs upwards from a byte that was flagged rightly.
+fn escape_mask(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // High bit set in the bytes of `x` that are zero (the classic SWAR test).
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let controls = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    let quotes = zero_bytes(word ^ (ONES * u64::from(b'"')));
+    let backslashes = zero_bytes(word ^ (ONES * u64::from(b'\\')));
+    controls | quotes | backslashes
 }
 
 #[cfg(test)]
@@ -80,6 +114,36 @@ mod tests {
                 assert!(needs_json_escape(&text), "{text:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_first_escape_is_found_at_any_position() {
+        let naive = |bytes: &[u8], from: usize| {
+            (from..bytes.len())
+                .find(|&i| bytes[i] < 0x20 || bytes[i] == b'"' || bytes[i] == b'\\')
+                .unwrap_or(bytes.len())
+        };
+        // Every byte value at every offset of a buffer longer than two words, and a second
+        // special byte after it (a borrow from the first must not hide or move it).
+        for len in [0, 1, 7, 8, 9, 23] {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    if at + 1 < len {
+                        bytes[at + 1] = b'"';
+                    }
+                    for from in [0, at, at.saturating_sub(3)] {
+                        assert_eq!(
+                            find_json_escape(&bytes, from),
+                            naive(&bytes, from),
+                            "{bytes:?} from {from}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(find_json_escape(b"abc", 7), 3);
     }
 
     #[test]

@@ -11,7 +11,9 @@
 
 use std::cmp::Ordering;
 
-use super::{cmp_utf16, find_escape};
+use relay_protocol::find_json_escape as find_escape;
+
+use super::cmp_utf16;
 
 /// Deeper nesting is left to the full path (serde_json's own limit is 128 levels).
 const MAX_DEPTH: usize = 64;

@@ -32,6 +32,8 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use relay_protocol::find_json_escape as find_escape;
+
 use crate::error::CanonicalError;
 
 /// The canonical (RFC 8785) text of `value`.
@@ -145,43 +147,6 @@ pub fn write_string(s: &str, out: &mut String) {
     }
     out.push_str(&s[copied..]);
     out.push('"');
-}
-
-/// The index of the first byte of `bytes` at or after `from` that a JSON string escapes (a
-/// control character, `"` or `\`), or `bytes.len()`. Looks at eight bytes at a time: most
-/// strings hold nothing to escape.
-pub(crate) fn find_escape(bytes: &[u8], mut from: usize) -> usize {
-    while let Some(rest) = bytes.get(from..).filter(|rest| !rest.is_empty()) {
-        let word = match rest.first_chunk::<8>() {
-            Some(chunk) => u64::from_le_bytes(*chunk),
-            None => {
-                // The last few bytes, padded with spaces (which need no escape).
-                let mut padded = [b' '; 8];
-                padded[..rest.len()].copy_from_slice(rest);
-                u64::from_le_bytes(padded)
-            }
-        };
-        let found = escape_mask(word);
-        if found != 0 {
-            return (from + (found.trailing_zeros() / 8) as usize).min(bytes.len());
-        }
-        from += 8;
-    }
-    bytes.len()
-}
-
-/// The high bit of every byte of `word` (read little-endian) that is a control character, `"`
-/// or `\`. Bytes above a flagged one may be flagged wrongly, but the lowest flagged byte is
-/// always a true one: a borrow only runs upwards from a byte that was flagged rightly.
-fn escape_mask(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // High bit set in the bytes of `x` that are zero (the classic SWAR test).
-    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let controls = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    let quotes = zero_bytes(word ^ (ONES * u64::from(b'"')));
-    let backslashes = zero_bytes(word ^ (ONES * u64::from(b'\\')));
-    controls | quotes | backslashes
 }
 
 fn classify(err: serde_json::Error) -> CanonicalError {
