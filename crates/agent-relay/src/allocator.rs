@@ -9,8 +9,9 @@
 //! `purge_delay` (1 s by default), so each swing faulted the same memory in again, and a fresh
 //! page costs the kernel a page clear — measured at 5–9 % of the daemon's CPU time in the
 //! throughput benchmark, more with signed (larger) messages. [`tune_for_daemon`] keeps freed
-//! memory for [`DAEMON_PURGE_DELAY_MS`] instead, and gives it all back once the daemon has gone
-//! quiet (the router calls [`release_freed_memory`] a few seconds after the last message).
+//! memory for [`DAEMON_PURGE_DELAY_MS`] instead, and returns what has been freed once the daemon
+//! has gone quiet (the router calls [`release_freed_memory`] a few seconds after the last
+//! message; memory still held by another thread's free lists waits for the purge delay).
 
 use std::os::raw::c_long;
 
@@ -48,7 +49,8 @@ pub fn purge_delay_ms() -> c_long {
     unsafe { mi_option_get(PURGE_DELAY_OPTION) }
 }
 
-/// Returns the memory freed so far to the kernel now, whatever the purge delay.
+/// Returns the freed memory waiting in mimalloc's arenas (and the calling thread's retired
+/// pages) to the kernel now, whatever the purge delay.
 pub fn release_freed_memory() {
     // SAFETY: mi_collect(true) frees the calling thread's retired pages and purges every arena
     // range scheduled for purging; it takes no pointers and may run on any thread at any time.

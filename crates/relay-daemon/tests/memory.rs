@@ -41,7 +41,7 @@ async fn the_programs_releaser_runs_when_traffic_goes_quiet() {
         "released with no traffic at all"
     );
 
-    // Traffic, then quiet: released once more, a few seconds after the last message.
+    // Traffic, then quiet: released, a few seconds after the last message.
     let mut alice = d.client("Alice").await;
     let mut bob = d.client("Bob").await;
     for i in 0..20 {

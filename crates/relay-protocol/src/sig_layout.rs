@@ -123,8 +123,9 @@ mod tests {
                 .find(|&i| bytes[i] < 0x20 || bytes[i] == b'"' || bytes[i] == b'\\')
                 .unwrap_or(bytes.len())
         };
-        // Every byte value at every offset of a buffer longer than two words, and a second
-        // special byte after it (a borrow from the first must not hide or move it).
+        // Every byte value at every offset of buffers from empty to three words long (whole
+        // words and padded tails), with a `"` right after it: a borrow from the first byte
+        // must not hide or move the first true match.
         for len in [0, 1, 7, 8, 9, 23] {
             for at in 0..len {
                 for b in 0..=255u8 {

@@ -11,7 +11,7 @@
 
 use std::cmp::Ordering;
 
-use relay_protocol::find_json_escape as find_escape;
+use relay_protocol::find_json_escape;
 
 use super::cmp_utf16;
 
@@ -93,7 +93,7 @@ impl<'a> Scanner<'a> {
         let start = self.pos;
         let mut escaped = false;
         loop {
-            self.pos = find_escape(self.bytes, self.pos);
+            self.pos = find_json_escape(self.bytes, self.pos);
             match *self.bytes.get(self.pos)? {
                 b'"' => {
                     // Both quotes are ASCII, so the slice lies on character boundaries.

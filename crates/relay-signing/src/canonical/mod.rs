@@ -32,7 +32,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use relay_protocol::find_json_escape as find_escape;
+use relay_protocol::find_json_escape;
 
 use crate::error::CanonicalError;
 
@@ -121,7 +121,7 @@ pub fn write_string(s: &str, out: &mut String) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut copied = 0;
-    let mut i = find_escape(bytes, 0);
+    let mut i = find_json_escape(bytes, 0);
     while i < bytes.len() {
         let b = bytes[i];
         let escape = match b {
@@ -143,7 +143,7 @@ pub fn write_string(s: &str, out: &mut String) {
             out.push_str(escape);
         }
         copied = i + 1;
-        i = find_escape(bytes, copied);
+        i = find_json_escape(bytes, copied);
     }
     out.push_str(&s[copied..]);
     out.push('"');
