@@ -248,3 +248,63 @@ async fn consensus_commands_need_signatures_under_enforce() {
     )
     .await;
 }
+
+/// A signature in the signers' layout is stored packed (the row holds the 50-byte blob, not the
+/// text), and what is read back — a queued message delivered when its recipient connects — is
+/// the sender's `_sig`, still verifying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_rows_are_stored_packed_and_delivered_from_storage_unchanged() {
+    let d = TestDaemon::start(signing_config("enforce")).await;
+    let keys = keystore(&d);
+    let alice_key = keys
+        .create("Alice", Algorithm::HmacSha256, now())
+        .expect("create Alice's key")
+        .signing_key(now())
+        .expect("signing key");
+    tokio::time::sleep(KEY_REFRESH).await;
+    let mut alice = d.client("Alice").await;
+    // Carol is known (she connected once) and offline: her message waits in storage.
+    drop(d.client("Carol").await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Sent as the signer wrote it (a JSON value would reorder `_sig`'s members).
+    let mut env = send_env("Carol", "kept for later");
+    relay_signing::sign(&env, "Alice", &alice_key, now())
+        .expect("sign")
+        .attach_to(&mut env);
+    let id = env.id.clone();
+    let sent_sig: Value =
+        serde_json::from_str(env.sig.as_deref().expect("signed").get()).expect("json");
+    send_raw(&mut alice.framed, &serde_json::to_vec(&env).expect("json")).await;
+
+    let db = rusqlite::Connection::open(d.dir.path().join("messages.sqlite")).expect("open db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (kind, len) = loop {
+        let row = db.query_row(
+            "SELECT typeof(sig), length(sig) FROM messages WHERE source_id = ?1",
+            [&id],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+        );
+        match row {
+            Ok(found) => break found,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the signed message was not stored: {e}"),
+        }
+    };
+    // Header, `t`, `k`, length byte and the 32-byte MAC; `m` is the row's source_id.
+    assert_eq!((kind.as_str(), len), ("blob", 18 + 32));
+
+    let mut carol = d.client("Carol").await;
+    let m = carol.recv_ack().await;
+    assert_eq!(m["payload"]["body"], "kept for later");
+    assert_eq!(m["_sig"], sent_sig);
+    let delivered: Envelope = parse(&m);
+    let sig = Signature::from_envelope(&delivered)
+        .expect("_sig parses")
+        .expect("_sig forwarded from storage");
+    relay_signing::verify_delivered(&delivered, "Alice", Some("Carol"), &sig, &keys, now())
+        .expect("verifies end to end");
+}
