@@ -254,10 +254,16 @@ async fn consensus_commands_need_signatures_under_enforce() {
 /// the sender's `_sig`, still verifying.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_rows_are_stored_packed_and_delivered_from_storage_unchanged() {
+    // Header, `t`, `k`, length byte and the MAC or signature; `m` is the row's source_id.
+    stored_packed(Algorithm::HmacSha256, 18 + 32).await;
+    stored_packed(Algorithm::Ed25519, 18 + 64).await;
+}
+
+async fn stored_packed(alg: Algorithm, blob_len: i64) {
     let d = TestDaemon::start(signing_config("enforce")).await;
     let keys = keystore(&d);
     let alice_key = keys
-        .create("Alice", Algorithm::HmacSha256, now())
+        .create("Alice", alg, now())
         .expect("create Alice's key")
         .signing_key(now())
         .expect("signing key");
@@ -294,8 +300,7 @@ async fn signed_rows_are_stored_packed_and_delivered_from_storage_unchanged() {
             Err(e) => panic!("the signed message was not stored: {e}"),
         }
     };
-    // Header, `t`, `k`, length byte and the 32-byte MAC; `m` is the row's source_id.
-    assert_eq!((kind.as_str(), len), ("blob", 18 + 32));
+    assert_eq!((kind.as_str(), len), ("blob", blob_len), "{alg}");
 
     let mut carol = d.client("Carol").await;
     let m = carol.recv_ack().await;
