@@ -23,7 +23,8 @@ use std::time::Duration;
 use relay_config::SigningSection;
 use relay_protocol::{Envelope, MessageType};
 use relay_signing::{
-    KeyLookup, KeyRing, KeyStatus, Keystore, ReplayCache, ReplayEntry, SharedSecret, SignatureRef,
+    KeyLookup, KeyRing, KeyStatus, Keystore, Replay, ReplayCache, ReplayEntry, SharedSecret,
+    SignatureRef,
 };
 
 /// What to do with messages that carry no signature.
@@ -241,15 +242,42 @@ impl SigningGuard {
         sender: &str,
         precheck: Option<Precheck>,
     ) -> Result<Verdict, String> {
+        self.check_with(env, sender, precheck, false)
+    }
+
+    /// [`SigningGuard::check`] for the retry of a broadcast that some recipients refused (NACK
+    /// BUSY) and are still owed: its id was accepted before, so the replay cache has it, and
+    /// that is expected. The signature must still verify inside the window; the router sends
+    /// the retry only to the recipients owed it, so nobody gets the message twice.
+    pub fn check_owed_retry(
+        &mut self,
+        env: &Envelope,
+        sender: &str,
+        precheck: Option<Precheck>,
+    ) -> Result<Verdict, String> {
+        self.check_with(env, sender, precheck, true)
+    }
+
+    fn check_with(
+        &mut self,
+        env: &Envelope,
+        sender: &str,
+        precheck: Option<Precheck>,
+        owed_retry: bool,
+    ) -> Result<Verdict, String> {
         match precheck.or_else(|| self.verifier.precheck(env, sender)) {
             None => self.verifier.unsigned(sender),
             Some(Precheck::Refused(why)) => Err(why),
             Some(Precheck::Verified { t }) => {
                 let now = relay_protocol::now_ms();
-                self.replay
+                match self
+                    .replay
                     .check_and_insert(sender, &env.id, t, now, self.verifier.window_ms)
-                    .map_err(|e| format!("signature rejected: {e}"))?;
-                Ok(Verdict::Verified { t })
+                {
+                    Ok(()) => Ok(Verdict::Verified { t }),
+                    Err(Replay::Seen { .. }) if owed_retry => Ok(Verdict::Verified { t }),
+                    Err(e) => Err(format!("signature rejected: {e}")),
+                }
             }
         }
     }
@@ -376,6 +404,39 @@ mod tests {
 
     fn guard(verifier: &Arc<Verifier>) -> SigningGuard {
         SigningGuard::new(verifier.clone(), Vec::new())
+    }
+
+    #[test]
+    fn an_owed_retry_passes_the_replay_check_but_not_the_others() {
+        let verifier = Arc::new(Verifier::new(&config("s3cret", "enforce"), "keys".into()));
+        let key = SharedSecret::new("s3cret").signing_key();
+        let env = signed("alice", &key, "to all");
+        let mut guard = guard(&verifier);
+        assert!(matches!(
+            guard.check(&env, "alice", None),
+            Ok(Verdict::Verified { .. })
+        ));
+        // Seen before: refused as a replay, but let through as a retry of an owed broadcast.
+        assert!(guard.check(&env, "alice", None).is_err());
+        assert!(matches!(
+            guard.check_owed_retry(&env, "alice", None),
+            Ok(Verdict::Verified { .. })
+        ));
+        // A retry still needs a good signature, from the connection's agent, inside the window.
+        let mut tampered = env.clone();
+        tampered.payload =
+            relay_protocol::to_raw(&serde_json::json!({"kind":"message","body":"x"}));
+        assert!(guard.check_owed_retry(&tampered, "alice", None).is_err());
+        assert!(guard.check_owed_retry(&env, "mallory", None).is_err());
+        let mut stale = send("bob", "old");
+        relay_signing::sign(&stale, "alice", &key, relay_protocol::now_ms() - 3_600_000)
+            .expect("sign")
+            .attach_to(&mut stale);
+        let refused = guard.check_owed_retry(&stale, "alice", None);
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("ms from now")),
+            "{refused:?}"
+        );
     }
 
     #[test]

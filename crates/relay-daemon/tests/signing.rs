@@ -313,3 +313,72 @@ async fn stored_packed(alg: Algorithm, blob_len: i64) {
     relay_signing::verify_delivered(&delivered, "Alice", Some("Carol"), &sig, &keys, now())
         .expect("verifies end to end");
 }
+
+/// A signed broadcast that one recipient refused (too many unacknowledged messages) is sent
+/// again as the very same frame: the retry reaches only the one that refused it instead of being
+/// refused as a replay, and a third copy, owed to nobody, is a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_refused_signed_broadcast_is_retried_under_its_id() {
+    let mut cfg = signing_config("enforce");
+    cfg.limits.max_pending_per_agent = 1;
+    // Carol's held message must not be redelivered while the test looks for silence.
+    cfg.delivery.ack_timeout_ms = 10_000;
+    let d = TestDaemon::start(cfg).await;
+    let keys = keystore(&d);
+    let alice_key = keys
+        .create("Alice", Algorithm::HmacSha256, now())
+        .expect("create Alice's key")
+        .signing_key(now())
+        .expect("signing key");
+    tokio::time::sleep(KEY_REFRESH).await;
+    let mut alice = d.client("Alice").await;
+    let mut bob = d.client("Bob").await;
+    let mut carol = d.client("Carol").await;
+
+    // Carol holds one unacknowledged message: she is full.
+    alice
+        .send(signed(
+            send_env("Carol", "hold"),
+            "Alice",
+            &alice_key,
+            now(),
+        ))
+        .await;
+    let held = carol.expect("DELIVER").await;
+
+    let broadcast = signed(send_env("*", "to all"), "Alice", &alice_key, now());
+    let id = broadcast["id"].as_str().expect("id").to_string();
+    alice.send(broadcast.clone()).await;
+    let to_bob = bob.expect("DELIVER").await;
+    assert_eq!(to_bob["payload"]["body"], "to all");
+    bob.ack(&to_bob).await;
+    let nack = alice.expect("NACK").await;
+    assert_eq!(nack["payload"]["ack_id"], id.as_str());
+    assert_eq!(nack["payload"]["code"], "BUSY", "{nack}");
+    carol.expect_silence(Duration::from_millis(200)).await;
+
+    // Carol catches up; the same signed frame reaches her, verifying, and nobody else.
+    carol.ack(&held).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    alice.send(broadcast.clone()).await;
+    let to_carol = carol.expect("DELIVER").await;
+    assert_eq!(to_carol["payload"]["body"], "to all");
+    assert_eq!(to_carol["delivery"]["originalTo"], "*");
+    let delivered: Envelope = parse(&to_carol);
+    let sig = Signature::from_envelope(&delivered)
+        .expect("_sig parses")
+        .expect("_sig forwarded");
+    relay_signing::verify_delivered(&delivered, "Alice", Some("*"), &sig, &keys, now())
+        .expect("the retry verifies end to end");
+    carol.ack(&to_carol).await;
+    bob.expect_silence(Duration::from_millis(200)).await;
+    // The retry was accepted: no NACK (the BUSY advice from the first attempt may still come).
+    while let Some(f) = alice.next_within(Duration::from_millis(200)).await {
+        assert_ne!(f["type"], "NACK", "{f}");
+    }
+
+    // Everyone has it now: the same frame again is a replay.
+    refused(&mut alice, broadcast, "already accepted").await;
+    bob.expect_silence(Duration::from_millis(200)).await;
+    carol.expect_silence(Duration::from_millis(200)).await;
+}

@@ -627,9 +627,10 @@ impl Router {
     }
 
     /// Records an accepted SEND's id: the same id from `sender` within the dedupe window is a
-    /// duplicate, except to the recipients in `owed` (those that refused it for now). (A refused
-    /// signed SEND still cannot be retried under its id: its signature is spent, see
-    /// `verify_ingress`.)
+    /// duplicate, except to the recipients in `owed` (those that refused it for now), signed or
+    /// not (`verify_ingress` lets a signed retry of an owed broadcast past the replay check). A
+    /// SEND refused outright is not recorded; signed, it cannot be retried under its id (its
+    /// signature is spent).
     fn remember_send(&mut self, sender: &str, id: &str, owed: HashSet<String>) {
         let window = self.shared.config.delivery.dedupe_window;
         let ids = self.dedupe.entry(sender.to_string()).or_default();
@@ -811,7 +812,17 @@ impl Router {
             return false;
         };
         let precheck = self.ingress_signature.take();
-        let verdict = guard.check(env, &sender, precheck);
+        // The same signed broadcast again, to recipients that refused it for now: a retry.
+        let owed_retry = env.msg_type == MessageType::Send
+            && self
+                .dedupe
+                .get(&sender)
+                .is_some_and(|ids| ids.owed(&env.id).is_some());
+        let verdict = if owed_retry {
+            guard.check_owed_retry(env, &sender, precheck)
+        } else {
+            guard.check(env, &sender, precheck)
+        };
         let verdict = match verdict {
             Ok(crate::signing::Verdict::Unsigned) if needs_signature && guard.enforced() => {
                 Err(format!(
