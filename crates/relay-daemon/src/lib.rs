@@ -30,7 +30,7 @@ use relay_config::RelayConfig;
 use relay_store::StoreHandle;
 use tokio::sync::mpsc;
 
-pub use sysinfo::set_memory_releaser;
+pub use sysinfo::{cpu_time, set_memory_releaser};
 
 pub use server::{
     open_dlq, prepare_socket, run, serve, store_config, DaemonError, InstanceLock, Subsystems,

@@ -1,4 +1,5 @@
-//! Process and system memory figures from /proc (Linux); zero where unavailable.
+//! Process and system memory figures from /proc (Linux), and the process's CPU time; zero or
+//! `None` where unavailable.
 
 /// Resident set size of a process in bytes.
 pub fn rss_bytes(pid: Option<u32>) -> Option<u64> {
@@ -9,6 +10,26 @@ pub fn rss_bytes(pid: Option<u32>) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
     let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * page_size())
+}
+
+/// CPU time this process has used so far, user and system, all threads. `None` where the
+/// operating system does not say.
+pub fn cpu_time() -> Option<std::time::Duration> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: `usage` points to writable memory of the size and alignment of `rusage`, which
+    // getrusage fills entirely when it returns 0; it is read only in that case.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return None;
+        }
+        usage.assume_init()
+    };
+    let micros = |t: libc::timeval| {
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0)
+    };
+    Some(std::time::Duration::from_micros(
+        micros(usage.ru_utime) + micros(usage.ru_stime),
+    ))
 }
 
 fn page_size() -> u64 {
@@ -65,6 +86,21 @@ pub fn memory() -> (u64, u64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn own_cpu_time_counts_work_done() {
+        let before = super::cpu_time().expect("getrusage works on Linux");
+        let mut x = 0u64;
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let after = super::cpu_time().expect("getrusage works on Linux");
+        assert!(
+            after >= before + std::time::Duration::from_millis(20),
+            "{before:?} -> {after:?}"
+        );
+    }
+
     #[test]
     fn own_rss_is_visible() {
         assert!(super::rss_bytes(None).unwrap_or(0) > 0);

@@ -9,7 +9,7 @@ mod raw;
 pub mod throughput;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use relay_protocol::now_ms;
@@ -209,6 +209,81 @@ fn signed_with(keys: Option<&BenchKeys>) -> &'static str {
 }
 
 /// Removes this run's agents from the daemon's registry (best effort).
+/// CPU time per message over a benchmark's measured window: the daemon's (all its threads; read
+/// once its storage queue has drained, so the writes the window caused are counted) and this
+/// process's (the benchmark's clients). Less noisy than messages per second on shared cores.
+pub(crate) struct CpuProbe {
+    client: relay_client::Client,
+    daemon_start: Duration,
+    own_start: Duration,
+}
+
+/// What [`CpuProbe::finish`] measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuUse {
+    pub daemon: Duration,
+    pub client: Duration,
+}
+
+impl CpuUse {
+    pub fn per_message_us(self, messages: u64) -> (f64, f64) {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / messages.max(1) as f64;
+        (per(self.daemon), per(self.client))
+    }
+}
+
+/// How long [`CpuProbe::finish`] waits for the daemon's storage queue to drain.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+
+impl CpuProbe {
+    /// Connects as `name` and reads both clocks; `None` (nothing reported) when the daemon does
+    /// not report its CPU time (`cpuTimeUs` in STATUS).
+    pub async fn start(ctx: &Ctx, name: &str) -> Option<CpuProbe> {
+        let own_start = relay_daemon::cpu_time()?;
+        let mut config = ctx.client_config(name);
+        config.request_timeout = Duration::from_secs(5);
+        let (client, _events) = relay_client::Client::connect(config).await.ok()?;
+        let daemon_start = daemon_cpu(&client).await.map(|(cpu, _)| cpu);
+        let Some(daemon_start) = daemon_start else {
+            client.close().await;
+            return None;
+        };
+        Some(CpuProbe {
+            client,
+            daemon_start,
+            own_start,
+        })
+    }
+
+    /// `own_end` is this process's CPU time at the end of the window; the daemon's is read once
+    /// its storage queue is empty (or after [`DRAIN_DEADLINE`]: then `None`).
+    pub async fn finish(self, own_end: Option<Duration>) -> Option<CpuUse> {
+        let deadline = Instant::now() + DRAIN_DEADLINE;
+        let daemon_end = loop {
+            match daemon_cpu(&self.client).await {
+                Some((cpu, 0)) => break Some(cpu),
+                Some(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                _ => break None,
+            }
+        };
+        self.client.close().await;
+        Some(CpuUse {
+            daemon: daemon_end?.saturating_sub(self.daemon_start),
+            client: own_end?.saturating_sub(self.own_start),
+        })
+    }
+}
+
+/// The daemon's CPU time and storage queue depth from STATUS.
+async fn daemon_cpu(client: &relay_client::Client) -> Option<(Duration, u64)> {
+    let status = client.status().await.ok()?;
+    let cpu = status.extra.get("cpuTimeUs")?.as_u64()?;
+    let depth = status.extra.get("storeQueueDepth")?.as_u64()?;
+    Some((Duration::from_micros(cpu), depth))
+}
+
 async fn forget_agents(ctx: &Ctx, names: &[String]) {
     let Some((keep, rest)) = names.split_first() else {
         return;

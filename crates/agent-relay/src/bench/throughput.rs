@@ -16,7 +16,7 @@ use tokio::sync::{watch, Notify};
 use super::raw::{self, Incoming, RawConn};
 use super::{
     bench_keys, command_line, forget_agents, make_body, parse_tag, rate_limit_hint, run_suffix,
-    signed_with,
+    signed_with, CpuProbe,
 };
 use crate::cli::ThroughputArgs;
 use crate::context::Ctx;
@@ -91,6 +91,11 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
         let stop = stop_rx.clone();
         receiver_tasks.push(tokio::spawn(receive(conn, i as u64, per_pair, pair, stop)));
     }
+    let probe_name = format!("bench-cpu-{suffix}");
+    let probe = CpuProbe::start(ctx, &probe_name).await;
+    if probe.is_some() {
+        names.push(probe_name);
+    }
     let started = Instant::now();
     let mut sender_tasks = Vec::new();
     for (i, (conn, to, signer)) in senders.into_iter().enumerate() {
@@ -133,6 +138,7 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
             break;
         }
     }
+    let own_cpu_end = relay_daemon::cpu_time();
     // Let late duplicates and refusals arrive before stopping everyone.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _ = stop_tx.send(true);
@@ -157,6 +163,10 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
         got.unexpected += r.unexpected;
         got.last_at = got.last_at.max(r.last_at);
     }
+    let cpu = match probe {
+        Some(p) => p.finish(own_cpu_end).await,
+        None => None,
+    };
     forget_agents(ctx, &names).await;
     let signed = signed_with(keys.as_ref());
     drop(keys);
@@ -202,6 +212,10 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
                 "unexpected": got.unexpected,
                 "stalled": sent.stalled,
                 "signed": args.sign.map(|_| signed),
+                "cpu_us_per_message": cpu.map(|c| {
+                    let (daemon, client) = c.per_message_us(got.unique);
+                    json!({"daemon": (daemon * 100.0).round() / 100.0, "client": (client * 100.0).round() / 100.0})
+                }),
                 "command": command,
             }))?
         );
@@ -226,6 +240,12 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
             got.duplicate_ids, got.duplicate_seqs
         );
         println!("  losses        {losses}");
+        if let Some(c) = cpu {
+            let (daemon, client) = c.per_message_us(got.unique);
+            println!(
+                "  cpu/message   daemon {daemon:.2} µs (storage thread included), bench clients {client:.2} µs"
+            );
+        }
         println!(
             "  backpressure  {} BUSY (advisory), {} NACK BUSY (sent again: {})",
             sent.busy, sent.nack, sent.resent

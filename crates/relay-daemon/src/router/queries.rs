@@ -237,6 +237,10 @@ impl Router {
             "rssBytes".into(),
             crate::sysinfo::rss_bytes(None).unwrap_or(0).into(),
         );
+        if let Some(cpu) = crate::sysinfo::cpu_time() {
+            extra.insert("cpuTimeUs".into(), (cpu.as_micros() as u64).into());
+        }
+        extra.insert("storeQueueDepth".into(), m.queue_depth.into());
         if let Some(dlq) = &self.dlq {
             extra.insert(
                 "dlq".into(),
