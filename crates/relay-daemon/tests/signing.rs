@@ -47,6 +47,17 @@ fn signed(mut env: Envelope, signer: &str, key: &SigningKey, at: u64) -> Value {
     serde_json::to_value(&env).expect("json")
 }
 
+/// A new key for `agent`, once the daemon has read it.
+async fn key_for(keys: &Keystore, agent: &str, alg: Algorithm) -> SigningKey {
+    let key = keys
+        .create(agent, alg, now())
+        .expect("create the key")
+        .signing_key(now())
+        .expect("signing key");
+    tokio::time::sleep(KEY_REFRESH).await;
+    key
+}
+
 async fn refused(c: &mut Client, frame: Value, needle: &str) {
     let id = frame["id"].as_str().unwrap().to_string();
     c.send(frame).await;
@@ -262,12 +273,7 @@ async fn signed_rows_are_stored_packed_and_delivered_from_storage_unchanged() {
 async fn stored_packed(alg: Algorithm, blob_len: i64) {
     let d = TestDaemon::start(signing_config("enforce")).await;
     let keys = keystore(&d);
-    let alice_key = keys
-        .create("Alice", alg, now())
-        .expect("create Alice's key")
-        .signing_key(now())
-        .expect("signing key");
-    tokio::time::sleep(KEY_REFRESH).await;
+    let alice_key = key_for(&keys, "Alice", alg).await;
     let mut alice = d.client("Alice").await;
     // Carol is known (she connected once) and offline: her message waits in storage.
     drop(d.client("Carol").await);
@@ -325,12 +331,7 @@ async fn a_partly_refused_signed_broadcast_is_retried_under_its_id() {
     cfg.delivery.ack_timeout_ms = 10_000;
     let d = TestDaemon::start(cfg).await;
     let keys = keystore(&d);
-    let alice_key = keys
-        .create("Alice", Algorithm::HmacSha256, now())
-        .expect("create Alice's key")
-        .signing_key(now())
-        .expect("signing key");
-    tokio::time::sleep(KEY_REFRESH).await;
+    let alice_key = key_for(&keys, "Alice", Algorithm::HmacSha256).await;
     let mut alice = d.client("Alice").await;
     let mut bob = d.client("Bob").await;
     let mut carol = d.client("Carol").await;
