@@ -208,7 +208,6 @@ fn signed_with(keys: Option<&BenchKeys>) -> &'static str {
     keys.map_or("off", |k| k.algorithm.as_str())
 }
 
-/// Removes this run's agents from the daemon's registry (best effort).
 /// CPU time per message over a benchmark's measured window: the daemon's (all its threads; read
 /// once its storage queue has drained, so the writes the window caused are counted) and this
 /// process's (the benchmark's clients). Less noisy than messages per second on shared cores.
@@ -284,6 +283,7 @@ async fn daemon_cpu(client: &relay_client::Client) -> Option<(Duration, u64)> {
     Some((Duration::from_micros(cpu), depth))
 }
 
+/// Removes this run's agents from the daemon's registry (best effort).
 async fn forget_agents(ctx: &Ctx, names: &[String]) {
     let Some((keep, rest)) = names.split_first() else {
         return;

@@ -93,9 +93,7 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
     }
     let probe_name = format!("bench-cpu-{suffix}");
     let probe = CpuProbe::start(ctx, &probe_name).await;
-    if probe.is_some() {
-        names.push(probe_name);
-    }
+    names.push(probe_name);
     let started = Instant::now();
     let mut sender_tasks = Vec::new();
     for (i, (conn, to, signer)) in senders.into_iter().enumerate() {
