@@ -58,6 +58,17 @@ async fn key_for(keys: &Keystore, agent: &str, alg: Algorithm) -> SigningKey {
     key
 }
 
+/// Asserts that the DELIVER `frame` carries `_sig` and that it verifies as `signer`'s message to
+/// `original_to`, as a recipient would check it.
+fn verifies_at_recipient(frame: &Value, signer: &str, original_to: Option<&str>, keys: &Keystore) {
+    let delivered: Envelope = parse(frame);
+    let sig = Signature::from_envelope(&delivered)
+        .expect("_sig parses")
+        .expect("_sig forwarded on DELIVER");
+    relay_signing::verify_delivered(&delivered, signer, original_to, &sig, keys, now())
+        .expect("verifies end to end");
+}
+
 async fn refused(c: &mut Client, frame: Value, needle: &str) {
     let id = frame["id"].as_str().unwrap().to_string();
     c.send(frame).await;
@@ -104,12 +115,7 @@ async fn scenario(alg: Algorithm) {
         .await;
     let m = bob.recv_ack().await;
     assert_eq!(m["payload"]["body"], "signed hello");
-    let delivered: Envelope = parse(&m);
-    let sig = Signature::from_envelope(&delivered)
-        .unwrap()
-        .expect("_sig forwarded on DELIVER");
-    relay_signing::verify_delivered(&delivered, "Alice", Some("Bob"), &sig, &keys, now())
-        .expect("verifies end to end");
+    verifies_at_recipient(&m, "Alice", Some("Bob"), &keys);
 
     // Tampered body.
     let mut tampered = signed(send_env("Bob", "original"), "Alice", &alice_key, now());
@@ -299,9 +305,8 @@ async fn stored_packed(alg: Algorithm, blob_len: i64) {
         );
         match row {
             Ok(found) => break found,
-            Err(e) if std::time::Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
             }
             Err(e) => panic!("the signed message was not stored: {e}"),
         }
@@ -312,12 +317,7 @@ async fn stored_packed(alg: Algorithm, blob_len: i64) {
     let m = carol.recv_ack().await;
     assert_eq!(m["payload"]["body"], "kept for later");
     assert_eq!(m["_sig"], sent_sig);
-    let delivered: Envelope = parse(&m);
-    let sig = Signature::from_envelope(&delivered)
-        .expect("_sig parses")
-        .expect("_sig forwarded from storage");
-    relay_signing::verify_delivered(&delivered, "Alice", Some("Carol"), &sig, &keys, now())
-        .expect("verifies end to end");
+    verifies_at_recipient(&m, "Alice", Some("Carol"), &keys);
 }
 
 /// A signed broadcast that one recipient refused (too many unacknowledged messages) is sent
@@ -365,12 +365,7 @@ async fn a_partly_refused_signed_broadcast_is_retried_under_its_id() {
     let to_carol = carol.expect("DELIVER").await;
     assert_eq!(to_carol["payload"]["body"], "to all");
     assert_eq!(to_carol["delivery"]["originalTo"], "*");
-    let delivered: Envelope = parse(&to_carol);
-    let sig = Signature::from_envelope(&delivered)
-        .expect("_sig parses")
-        .expect("_sig forwarded");
-    relay_signing::verify_delivered(&delivered, "Alice", Some("*"), &sig, &keys, now())
-        .expect("the retry verifies end to end");
+    verifies_at_recipient(&to_carol, "Alice", Some("*"), &keys);
     carol.ack(&to_carol).await;
     bob.expect_silence(Duration::from_millis(200)).await;
     // The retry was accepted: no NACK (the BUSY advice from the first attempt may still come).
