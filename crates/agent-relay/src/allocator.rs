@@ -12,6 +12,13 @@
 //! memory for [`DAEMON_PURGE_DELAY_MS`] instead, and returns what has been freed once the daemon
 //! has gone quiet (the router calls [`release_freed_memory`] a few seconds after the last
 //! message; memory still held by another thread's free lists waits for the purge delay).
+//!
+//! The daemon also runs without transparent huge pages. mimalloc advises its arenas for huge
+//! pages but purges freed memory 4 KiB at a time; the kernel's khugepaged then collapses the
+//! purged ranges back into whole 2 MiB pages, every ten seconds a few more, so an idle daemon's
+//! RSS crept from 57 back up to 95 MiB in the minute after a burst. Without them it stays where
+//! the idle release leaves it, and throughput is unchanged (docs/PERFORMANCE.md). Agents the
+//! daemon spawns get huge pages back (the setting is inherited across `exec`).
 
 use std::os::raw::c_long;
 
@@ -37,10 +44,35 @@ pub fn tune_for_daemon() {
     // holds because the caller runs before the daemon starts any thread.
     unsafe { mi_option_set(PURGE_DELAY_OPTION, DAEMON_PURGE_DELAY_MS) };
     relay_daemon::set_memory_releaser(release_freed_memory);
+    let huge_pages = keep_off_huge_pages();
     tracing::debug!(
         purge_delay_ms = purge_delay_ms(),
+        huge_pages,
         "allocator: freed memory is kept for reuse, and returned when the daemon goes idle"
     );
+}
+
+/// Turns transparent huge pages off for this process (see the module doc) and on again for the
+/// agents it starts; says what the daemon runs with now.
+#[cfg(target_os = "linux")]
+fn keep_off_huge_pages() -> &'static str {
+    use rustix::thread::{disable_transparent_huge_pages, transparent_huge_pages_are_disabled};
+    if transparent_huge_pages_are_disabled().unwrap_or(false) {
+        // Whoever started the daemon turned them off for the whole process tree: keep it so.
+        return "off (inherited)";
+    }
+    match disable_transparent_huge_pages(true) {
+        Ok(()) => {
+            relay_wrapper::pty::allow_huge_pages_in_children();
+            "off"
+        }
+        Err(_) => "unchanged (the kernel refused PR_SET_THP_DISABLE)",
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn keep_off_huge_pages() -> &'static str {
+    "unchanged"
 }
 
 /// The purge delay in force, in milliseconds.

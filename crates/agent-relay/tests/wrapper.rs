@@ -17,6 +17,14 @@ use serde_json::json;
 
 const T: Duration = Duration::from_secs(20);
 
+/// Whether transparent huge pages are allowed for process `pid` (`THP_enabled` in its status;
+/// `None` on kernels that do not report it).
+fn huge_pages_allowed(pid: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:"))?;
+    Some(line.split_whitespace().nth(1)? == "1")
+}
+
 fn received_from<'a>(submits: &'a [String], from: &str) -> Vec<&'a String> {
     let prefix = format!("Relay message from {from} [");
     submits.iter().filter(|s| s.starts_with(&prefix)).collect()
@@ -321,6 +329,29 @@ async fn spawn_delivers_the_task_and_release_leaves_nothing_behind() {
     assert!(result.success, "{result:?}");
     let pid = result.pid.expect("pid");
     assert!(alive(pid, false));
+    // The daemon keeps its own heap off transparent huge pages; the agents it starts are not
+    // held to that (the setting would otherwise be inherited across exec).
+    let daemon_pid: u32 = std::fs::read_to_string(project.file(".agent-relay/relay.sock.pid"))
+        .expect("daemon pid file")
+        .trim()
+        .parse()
+        .expect("daemon pid");
+    match (
+        huge_pages_allowed(std::process::id()),
+        huge_pages_allowed(daemon_pid),
+        huge_pages_allowed(pid),
+    ) {
+        (Some(ours), Some(daemon), Some(agent)) => {
+            assert!(!daemon, "the daemon runs without transparent huge pages");
+            assert_eq!(
+                agent, ours,
+                "the agent has the setting the daemon was started with"
+            );
+        }
+        _ => eprintln!(
+            "SKIPPED the huge-page check: this kernel's /proc/<pid>/status has no THP_enabled"
+        ),
+    }
 
     eventually(T, "AGENT_READY for Worker", || {
         match lead_events.try_recv() {

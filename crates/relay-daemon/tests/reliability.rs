@@ -280,6 +280,29 @@ async fn unknown_recipients_duplicates_and_rate_limits_are_answered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_resent_after_reconnecting_is_delivered_once() {
+    let d = TestDaemon::start(fast_config()).await;
+    let mut bob = d.client("Bob").await;
+    let frame = json!({"v":1,"type":"SEND","id":"resent-1","ts":1,"to":"Bob",
+                       "payload":{"kind":"message","body":"once"}});
+    let mut alice = d.client("Alice").await;
+    alice.send(frame.clone()).await;
+    assert_eq!(bob.recv_ack().await["payload"]["body"], "once");
+    // The sender's connection drops before it saw the ACK; it reconnects and sends again.
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut alice = d.client("Alice").await;
+    alice.send(frame).await;
+    alice.send_to("Bob", "next").await;
+    assert_eq!(
+        bob.recv_ack().await["payload"]["body"],
+        "next",
+        "the resent frame is not delivered again"
+    );
+    bob.expect_silence(Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_connection_takes_over_the_name() {
     let d = TestDaemon::start(fast_config()).await;
     let mut old = d.client("Bob").await;

@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,6 +17,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::error::WrapperError;
+
+/// Set when this process turned transparent huge pages off for itself: the flag is inherited
+/// across `fork` and `exec`, and an agent should not run under the daemon's memory policy.
+static HUGE_PAGES_BACK_ON_IN_CHILDREN: AtomicBool = AtomicBool::new(false);
+
+/// Makes every child started from now on allow transparent huge pages again (Linux's
+/// `PR_SET_THP_DISABLE` is cleared in the child before it executes the agent). For a process
+/// that disabled them for itself only.
+pub fn allow_huge_pages_in_children() {
+    HUGE_PAGES_BACK_ON_IN_CHILDREN.store(true, Ordering::Relaxed);
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -79,6 +91,17 @@ impl PtyChild {
         }
         if let Some(dir) = &spec.cwd {
             cmd = cmd.current_dir(dir);
+        }
+        #[cfg(target_os = "linux")]
+        if HUGE_PAGES_BACK_ON_IN_CHILDREN.load(Ordering::Relaxed) {
+            // SAFETY: the hook runs in the forked child before exec, where only
+            // async-signal-safe work is allowed: it makes one prctl system call, allocates
+            // nothing and takes no lock.
+            cmd = unsafe {
+                cmd.pre_exec(|| {
+                    rustix::thread::disable_transparent_huge_pages(false).map_err(Into::into)
+                })
+            };
         }
         let mut child = cmd.spawn(pts).map_err(|e| WrapperError::Spawn {
             program: spec.program.clone(),

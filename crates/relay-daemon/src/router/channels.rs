@@ -210,11 +210,7 @@ impl Router {
         }
         let window = self.shared.config.delivery.dedupe_window;
         if env.msg_type == MessageType::ChannelMessage
-            && !self
-                .dedupe
-                .entry(sender.to_string())
-                .or_default()
-                .insert(&env.id, window)
+            && !self.dedupe.insert(sender, &env.id, window)
         {
             self.counters.duplicate_sends += 1;
             return;

@@ -9,6 +9,7 @@
 mod channels;
 pub(crate) mod consensus;
 mod context;
+mod dedupe;
 mod delivery;
 mod queries;
 mod replay;
@@ -40,8 +41,6 @@ use crate::Shared;
 
 pub use channels::Channels;
 
-/// Senders whose recent SEND ids are kept after they disconnect.
-const MAX_REMEMBERED_SENDERS: usize = 1024;
 use delivery::Tracker;
 
 /// A new session, resolved by the connection before registration.
@@ -178,7 +177,7 @@ pub struct Router {
     pub(crate) shadows: HashMap<String, Vec<send::ShadowBinding>>,
     pub(crate) tracker: Tracker,
     pub(crate) syncs: send::SyncWaits,
-    pub(crate) dedupe: HashMap<String, send::RecentIds>,
+    pub(crate) dedupe: dedupe::SendDedupe,
     pub(crate) buckets: HashMap<String, TokenBucket>,
     pub(crate) last_busy: HashMap<String, Instant>,
     pub(crate) watchers: HashSet<u64>,
@@ -225,7 +224,7 @@ impl Router {
             subscriptions: HashMap::new(),
             channels,
             shadows: HashMap::new(),
-            dedupe: HashMap::new(),
+            dedupe: dedupe::SendDedupe::default(),
             buckets: HashMap::new(),
             last_busy: HashMap::new(),
             watchers: HashSet::new(),
@@ -600,10 +599,9 @@ impl Router {
             self.last_busy.remove(&conn.name);
             // Dedupe windows outlive a connection (a client resends after reconnecting), but
             // only for a bounded number of absent senders.
-            if self.dedupe.len() > MAX_REMEMBERED_SENDERS {
-                self.dedupe
-                    .retain(|name, _| self.by_name.contains_key(name));
-            }
+            let by_name = &self.by_name;
+            self.dedupe
+                .sender_left(&conn.name, |name| by_name.contains_key(name));
         }
         if conn.system {
             // A tool connection is not remembered: what it never acknowledged cannot wait for it.

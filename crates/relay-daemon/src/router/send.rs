@@ -1,7 +1,7 @@
 //! SEND routing: direct, broadcast, topic, `@users`, `#channel`, offline queue, shadows, sync
 //! waits, idempotent ids, rate limiting and backpressure.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -13,6 +13,7 @@ use relay_store::{MessageStatus, SignatureJson, StoredMessage, WriteOp};
 use tokio_util::time::{delay_queue, DelayQueue};
 
 use super::context::{Recipients, Routed};
+use super::dedupe::Seen;
 use super::delivery::{stored_from_deliver, ttl_of};
 use super::{Pushed, Router};
 use crate::failure::FailureReason;
@@ -22,53 +23,6 @@ pub(crate) struct ShadowBinding {
     pub shadow: String,
     pub incoming: bool,
     pub outgoing: bool,
-}
-
-/// SEND ids recently seen from one sender (bounded).
-#[derive(Debug, Default)]
-pub(crate) struct RecentIds {
-    set: HashSet<String>,
-    order: VecDeque<String>,
-    /// Broadcasts accepted while some recipients refused them (NACK BUSY): who is still owed
-    /// the message. A retry under the same id goes to these recipients only.
-    owed: HashMap<String, HashSet<String>>,
-}
-
-impl RecentIds {
-    /// Records `id`; false if it was already there.
-    pub(crate) fn insert(&mut self, id: &str, cap: usize) -> bool {
-        if self.set.contains(id) {
-            return false;
-        }
-        if self.order.len() >= cap {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-                self.owed.remove(&old);
-            }
-        }
-        self.set.insert(id.to_string());
-        self.order.push_back(id.to_string());
-        true
-    }
-
-    /// Whether `id` was recorded (and not yet pushed out of the window).
-    pub(crate) fn contains(&self, id: &str) -> bool {
-        self.set.contains(id)
-    }
-
-    /// The recipients a recorded broadcast `id` has not reached yet, if any.
-    pub(crate) fn owed(&self, id: &str) -> Option<&HashSet<String>> {
-        self.owed.get(id)
-    }
-
-    /// Sets who a recorded `id` is still owed to (nobody: forgets the entry).
-    fn set_owed(&mut self, id: &str, names: HashSet<String>) {
-        if names.is_empty() || !self.set.contains(id) {
-            self.owed.remove(id);
-        } else {
-            self.owed.insert(id.to_string(), names);
-        }
-    }
 }
 
 /// What [`Router::fan_out`] did with one SEND.
@@ -167,18 +121,14 @@ impl Router {
         // Only accepted SENDs are remembered (`remember_send`): a retry of a refused one under
         // the same id must not be taken for a duplicate and dropped. A broadcast that some
         // recipients refused is retried to those recipients only.
-        let mut owed = None;
-        if let Some(ids) = self.dedupe.get(&sender) {
-            if ids.contains(&env.id) {
-                match ids.owed(&env.id) {
-                    Some(names) => owed = Some(names.clone()),
-                    None => {
-                        self.counters.duplicate_sends += 1;
-                        return;
-                    }
-                }
+        let owed = match self.dedupe.seen(&sender, &env.id) {
+            Seen::New => None,
+            Seen::Owed(names) => Some(names.clone()),
+            Seen::Duplicate => {
+                self.counters.duplicate_sends += 1;
+                return;
             }
-        }
+        };
         // A retry's blocking wait, if any, was registered by the first attempt.
         let sync = env
             .payload_meta
@@ -633,9 +583,7 @@ impl Router {
     /// signature is spent).
     fn remember_send(&mut self, sender: &str, id: &str, owed: HashSet<String>) {
         let window = self.shared.config.delivery.dedupe_window;
-        let ids = self.dedupe.entry(sender.to_string()).or_default();
-        ids.insert(id, window);
-        ids.set_owed(id, owed);
+        self.dedupe.remember(sender, id, window, owed);
     }
 
     pub(crate) fn nack(&mut self, conn_id: u64, send_id: &str, code: NackCode, message: String) {
@@ -813,11 +761,7 @@ impl Router {
         };
         let precheck = self.ingress_signature.take();
         // The same signed broadcast again, to recipients that refused it for now: a retry.
-        let owed_retry = env.msg_type == MessageType::Send
-            && self
-                .dedupe
-                .get(&sender)
-                .is_some_and(|ids| ids.owed(&env.id).is_some());
+        let owed_retry = env.msg_type == MessageType::Send && self.dedupe.is_owed(&sender, &env.id);
         let verdict = if owed_retry {
             guard.check_owed_retry(env, &sender, precheck)
         } else {
