@@ -11,7 +11,8 @@
 //! throughput benchmark, more with signed (larger) messages. [`tune_for_daemon`] keeps freed
 //! memory for [`DAEMON_PURGE_DELAY_MS`] instead, and returns what has been freed once the daemon
 //! has gone quiet (the router calls [`release_freed_memory`] a few seconds after the last
-//! message; memory still held by another thread's free lists waits for the purge delay).
+//! message, and each runtime worker collects its own heap the next time it parks; memory still
+//! held by other threads' free lists waits for the purge delay).
 //!
 //! The daemon also runs without transparent huge pages. mimalloc advises its arenas for huge
 //! pages but purges freed memory 4 KiB at a time; the kernel's khugepaged then collapses the
@@ -20,7 +21,9 @@
 //! the idle release leaves it, and throughput is unchanged (docs/PERFORMANCE.md). Agents the
 //! daemon spawns get huge pages back (the setting is inherited across `exec`).
 
+use std::cell::Cell;
 use std::os::raw::c_long;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use libmimalloc_sys::{mi_collect, mi_option_get, mi_option_set, mi_option_t};
 
@@ -84,6 +87,34 @@ pub fn purge_delay_ms() -> c_long {
 /// Returns the freed memory waiting in mimalloc's arenas (and the calling thread's retired
 /// pages) to the kernel now, whatever the purge delay.
 pub fn release_freed_memory() {
+    RELEASES.fetch_add(1, Ordering::Relaxed);
+    collect_this_thread();
+}
+
+/// Counts [`release_freed_memory`] calls. mimalloc collects only the calling thread's heap, so
+/// each runtime worker collects its own once per release, the next time it parks.
+static RELEASES: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The release this thread last collected for.
+    static COLLECTED_FOR: Cell<u64> = const { Cell::new(0) };
+}
+
+/// For the daemon runtime's `on_thread_park`: returns this thread's freed memory if a release
+/// was asked for since it last did; otherwise costs one atomic load.
+pub fn collect_after_release() {
+    if release_not_collected_yet() {
+        collect_this_thread();
+    }
+}
+
+/// Whether a release was asked for since this thread last collected; marks it collected.
+fn release_not_collected_yet() -> bool {
+    let release = RELEASES.load(Ordering::Relaxed);
+    COLLECTED_FOR.with(|c| c.replace(release)) != release
+}
+
+fn collect_this_thread() {
     // SAFETY: mi_collect(true) frees the calling thread's retired pages and purges every arena
     // range scheduled for purging; it takes no pointers and may run on any thread at any time.
     unsafe { mi_collect(true) };
@@ -95,6 +126,18 @@ mod tests {
 
     /// mimalloc v3's default purge delay; no other option defaults to it.
     const MIMALLOC_DEFAULT_PURGE_DELAY_MS: c_long = 1_000;
+
+    #[test]
+    fn each_thread_collects_once_per_release() {
+        release_freed_memory();
+        let worker = std::thread::spawn(|| {
+            let first = release_not_collected_yet();
+            let again = release_not_collected_yet();
+            RELEASES.fetch_add(1, Ordering::Relaxed);
+            (first, again, release_not_collected_yet())
+        });
+        assert_eq!(worker.join().ok(), Some((true, false, true)));
+    }
 
     #[test]
     fn the_option_index_is_the_purge_delay() {

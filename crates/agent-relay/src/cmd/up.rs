@@ -29,6 +29,7 @@ pub fn foreground(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let runtime = builder
         .enable_all()
         .thread_name("relay-daemon")
+        .on_thread_park(crate::allocator::collect_after_release)
         .build()
         .context("cannot start the async runtime")?;
     runtime
