@@ -13,6 +13,8 @@
 //!   (1 MiB by default), for `tokio_util::codec`.
 //! - [`ids`]: message/session ids and agent-name validation.
 //! - [`SigLayout`]: `_sig` in the layout signers write, read without a JSON parser.
+//! - [`hex`]: the hex text of signatures and key ids (encoding, and decoding of either case or
+//!   lowercase only).
 //!
 //! Optional fields are omitted on the wire, never sent as `null`; unknown fields inside
 //! `payload.data` and `payload_meta` are preserved.
@@ -21,6 +23,7 @@ mod codec;
 pub mod context;
 pub mod dlq;
 mod envelope;
+pub mod hex;
 pub mod ids;
 mod message_type;
 pub mod payloads;

@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::KeyError;
-use crate::hex;
 use crate::signature::Algorithm;
+use relay_protocol::hex;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 

@@ -51,7 +51,6 @@
 
 pub mod canonical;
 mod error;
-mod hex;
 mod keys;
 pub mod keystore;
 mod message;

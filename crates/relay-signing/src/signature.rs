@@ -165,7 +165,7 @@ impl<'a> SignatureRef<'a> {
 
     /// The signature bytes, decoded from `s` (either hex case is accepted).
     pub(crate) fn signature_bytes(&self) -> Result<Vec<u8>, VerifyError> {
-        let bytes = crate::hex::decode(&self.s).ok_or_else(|| {
+        let bytes = relay_protocol::hex::decode(&self.s).ok_or_else(|| {
             VerifyError::Malformed(format!(
                 "_sig.s is not hexadecimal: {:?}",
                 truncate(&self.s)

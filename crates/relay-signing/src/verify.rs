@@ -110,7 +110,7 @@ pub fn sign(
         m: env.id.clone(),
     };
     let bytes = signing_bytes_for(env, signer, env.to.as_deref(), &sig)?;
-    sig.s = crate::hex::encode(&key.sign_bytes(&bytes));
+    sig.s = relay_protocol::hex::encode(&key.sign_bytes(&bytes));
     Ok(sig)
 }
 

@@ -23,7 +23,7 @@
 //! | n         | `s`                                                                      |
 //! | rest      | `m` as UTF-8, absent when bit 3 is set                                   |
 
-use relay_protocol::{needs_json_escape, SigLayout};
+use relay_protocol::{hex, needs_json_escape, SigLayout};
 
 const FORMAT_V1: u8 = 0x10;
 const FORMAT_MASK: u8 = 0xf0;
@@ -55,9 +55,9 @@ pub(crate) fn pack(text: &str, source_id: Option<&str>) -> Option<Vec<u8>> {
         Vec::with_capacity(FIXED_LEN + s.len() / 2 + if m_is_source { 0 } else { m.len() });
     out.push(FORMAT_V1 | algorithm | if m_is_source { M_IS_SOURCE_ID } else { 0 });
     out.extend_from_slice(&t.to_be_bytes());
-    decode_lower_hex(k, &mut out)?;
+    hex::decode_lowercase_into(k, &mut out)?;
     out.push((s.len() / 2) as u8);
-    decode_lower_hex(s, &mut out)?;
+    hex::decode_lowercase_into(s, &mut out)?;
     if !m_is_source {
         out.extend_from_slice(m.as_bytes());
     }
@@ -115,9 +115,9 @@ pub(crate) fn unpack(blob: &[u8], source_id: Option<&str>) -> Option<String> {
     let p = parse(blob, source_id)?;
     let mut out = String::with_capacity(64 + 2 * (p.k.len() + p.s.len()) + p.m.len());
     out.push_str(r#"{"s":""#);
-    encode_lower_hex(p.s, &mut out);
+    hex::encode_into(p.s, &mut out);
     out.push_str(r#"","k":""#);
-    encode_lower_hex(p.k, &mut out);
+    hex::encode_into(p.k, &mut out);
     out.push_str(r#"","t":"#);
     out.push_str(&p.t.to_string());
     out.push_str(r#","a":""#);
@@ -131,53 +131,6 @@ pub(crate) fn unpack(blob: &[u8], source_id: Option<&str>) -> Option<String> {
 /// The signed message id (`m`) and signing time (`t`) of a packed blob.
 pub(crate) fn signed_id_and_time(blob: &[u8], source_id: Option<&str>) -> Option<(String, i64)> {
     parse(blob, source_id).map(|p| (p.m.to_string(), p.t))
-}
-
-/// Appends the bytes of `hex` (lowercase digits only, even length) to `out`.
-fn decode_lower_hex(hex: &str, out: &mut Vec<u8>) -> Option<()> {
-    let start = out.len();
-    let mut invalid = 0;
-    // Table lookups without an early exit: random digits make a branch per digit mispredict.
-    out.extend(hex.as_bytes().chunks_exact(2).map(|pair| {
-        let (high, low) = (
-            LOWER_HEX_VALUES[usize::from(pair[0])],
-            LOWER_HEX_VALUES[usize::from(pair[1])],
-        );
-        invalid |= high | low;
-        (high << 4) | (low & 0x0f)
-    }));
-    if invalid & NOT_LOWER_HEX != 0 {
-        out.truncate(start);
-        return None;
-    }
-    Some(())
-}
-
-/// Marks a byte that is not a lowercase hex digit in [`LOWER_HEX_VALUES`].
-const NOT_LOWER_HEX: u8 = 0x10;
-
-/// The value of every byte as a lowercase hex digit, or [`NOT_LOWER_HEX`].
-const LOWER_HEX_VALUES: [u8; 256] = {
-    let mut table = [NOT_LOWER_HEX; 256];
-    let mut c = 0;
-    while c < 10 {
-        table[b'0' as usize + c] = c as u8;
-        c += 1;
-    }
-    let mut c = 0;
-    while c < 6 {
-        table[b'a' as usize + c] = 10 + c as u8;
-        c += 1;
-    }
-    table
-};
-
-fn encode_lower_hex(bytes: &[u8], out: &mut String) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
 }
 
 #[cfg(test)]
@@ -283,13 +236,12 @@ mod tests {
             m in "[ -~\u{80}-\u{10ffff}]{0,40}",
             same_as_source in any::<bool>(),
         ) {
-            let hex = |b: &[u8]| { let mut o = String::new(); encode_lower_hex(b, &mut o); o };
             let a = if ed25519 { "ed25519" } else { "hmac-sha256" };
             let m_json = serde_json::to_string(&m).unwrap();
             let text = format!(
                 r#"{{"s":"{}","k":"{}","t":{t},"a":"{a}","m":{m_json}}}"#,
-                hex(&s),
-                hex(&k)
+                hex::encode(&s),
+                hex::encode(&k)
             );
             let source = if same_as_source { Some(m.as_str()) } else { Some("elsewhere") };
             match pack(&text, source) {

@@ -138,7 +138,7 @@ pub fn write_string(s: &str, out: &mut String) {
         out.push_str(&s[copied..i]);
         if escape.is_empty() {
             out.push_str("\\u00");
-            out.push_str(&crate::hex::encode(&[b]));
+            relay_protocol::hex::encode_into(&[b], out);
         } else {
             out.push_str(escape);
         }
