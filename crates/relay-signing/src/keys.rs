@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 use ed25519_dalek::Signer as _;
 use hmac::{KeyInit, Mac};
+use relay_protocol::hex;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::KeyError;
 use crate::signature::Algorithm;
-use relay_protocol::hex;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 

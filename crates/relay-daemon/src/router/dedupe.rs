@@ -22,8 +22,8 @@ pub(crate) const MAX_ABSENT_SENDERS: usize = 1024;
 /// Ids kept in all for senders no longer connected (about 40 MB).
 pub(crate) const MAX_ABSENT_IDS: usize = 1_000_000;
 
-/// A message id as the windows keep it: its 128-bit keyed hash.
-type IdKey = u128;
+/// A message id as the windows keep it: its 128-bit keyed hash ([`SendDedupe::key`]).
+pub(crate) type IdKey = u128;
 
 /// Hasher of the windows' sets and maps: the keys are keyed hashes already, so their low 64
 /// bits serve as their hash instead of hashing them a second time.
@@ -108,7 +108,8 @@ pub(crate) struct SendDedupe {
 }
 
 impl SendDedupe {
-    fn key(&self, id: &str) -> IdKey {
+    /// The key of message id `id`: computed once per frame and passed to the lookups below.
+    pub(crate) fn key(&self, id: &str) -> IdKey {
         let half = |state: &RandomState| {
             let mut h = state.build_hasher();
             h.write(id.as_bytes());
@@ -117,12 +118,11 @@ impl SendDedupe {
         (u128::from(half(&self.keys.0)) << 64) | u128::from(half(&self.keys.1))
     }
 
-    /// What is known of `id` from `sender`.
-    pub(crate) fn seen(&self, sender: &str, id: &str) -> Seen<'_> {
+    /// What is known of the id keyed `key` from `sender`.
+    pub(crate) fn seen(&self, sender: &str, key: IdKey) -> Seen<'_> {
         let Some(window) = self.windows.get(sender) else {
             return Seen::New;
         };
-        let key = self.key(id);
         if !window.set.contains(&key) {
             return Seen::New;
         }
@@ -133,8 +133,11 @@ impl SendDedupe {
     }
 
     /// Whether `id` from `sender` is an accepted broadcast some recipients are still owed.
+    /// Hashes `id` only when `sender` is owed something: asked of every signed SEND.
     pub(crate) fn is_owed(&self, sender: &str, id: &str) -> bool {
-        matches!(self.seen(sender, id), Seen::Owed(_))
+        self.windows
+            .get(sender)
+            .is_some_and(|w| !w.owed.is_empty() && w.owed.contains_key(&self.key(id)))
     }
 
     /// Records `id` as accepted from `sender` (a window of `cap` ids); false if it was already.
@@ -143,10 +146,9 @@ impl SendDedupe {
         self.window_of(sender).insert(key, cap)
     }
 
-    /// Records `id` as accepted from `sender` and still owed to `owed` (nobody: a plain
-    /// accepted id; an entry already there is updated).
-    pub(crate) fn remember(&mut self, sender: &str, id: &str, cap: usize, owed: HashSet<String>) {
-        let key = self.key(id);
+    /// Records the id keyed `key` as accepted from `sender` and still owed to `owed` (nobody: a
+    /// plain accepted id; an entry already there is updated).
+    pub(crate) fn remember(&mut self, sender: &str, key: IdKey, cap: usize, owed: HashSet<String>) {
         let window = self.window_of(sender);
         window.insert(key, cap);
         window.set_owed(key, owed);
@@ -205,12 +207,16 @@ mod tests {
     #[test]
     fn an_id_is_new_once_per_sender() {
         let mut d = SendDedupe::default();
-        assert_eq!(d.seen("Alice", "m-1"), Seen::New);
+        assert_eq!(d.seen("Alice", d.key("m-1")), Seen::New);
         assert!(d.insert("Alice", "m-1", 10));
         assert!(!d.insert("Alice", "m-1", 10));
-        assert_eq!(d.seen("Alice", "m-1"), Seen::Duplicate);
-        assert_eq!(d.seen("Alice", "m-2"), Seen::New);
-        assert_eq!(d.seen("Bob", "m-1"), Seen::New, "windows are per sender");
+        assert_eq!(d.seen("Alice", d.key("m-1")), Seen::Duplicate);
+        assert_eq!(d.seen("Alice", d.key("m-2")), Seen::New);
+        assert_eq!(
+            d.seen("Bob", d.key("m-1")),
+            Seen::New,
+            "windows are per sender"
+        );
     }
 
     #[test]
@@ -220,33 +226,33 @@ mod tests {
             assert!(d.insert("Alice", &format!("m-{i}"), 3));
         }
         assert_eq!(
-            d.seen("Alice", "m-1"),
+            d.seen("Alice", d.key("m-1")),
             Seen::New,
             "pushed out of the window"
         );
         for i in 2..5 {
-            assert_eq!(d.seen("Alice", &format!("m-{i}")), Seen::Duplicate);
+            assert_eq!(d.seen("Alice", d.key(&format!("m-{i}"))), Seen::Duplicate);
         }
     }
 
     #[test]
     fn owed_recipients_are_kept_until_nobody_is_owed() {
         let mut d = SendDedupe::default();
-        d.remember("Alice", "b-1", 10, names(&["Carol", "Dave"]));
+        d.remember("Alice", d.key("b-1"), 10, names(&["Carol", "Dave"]));
         assert_eq!(
-            d.seen("Alice", "b-1"),
+            d.seen("Alice", d.key("b-1")),
             Seen::Owed(&names(&["Carol", "Dave"]))
         );
         assert!(d.is_owed("Alice", "b-1"));
-        d.remember("Alice", "b-1", 10, names(&["Dave"]));
-        assert_eq!(d.seen("Alice", "b-1"), Seen::Owed(&names(&["Dave"])));
-        d.remember("Alice", "b-1", 10, HashSet::new());
-        assert_eq!(d.seen("Alice", "b-1"), Seen::Duplicate);
+        d.remember("Alice", d.key("b-1"), 10, names(&["Dave"]));
+        assert_eq!(d.seen("Alice", d.key("b-1")), Seen::Owed(&names(&["Dave"])));
+        d.remember("Alice", d.key("b-1"), 10, HashSet::new());
+        assert_eq!(d.seen("Alice", d.key("b-1")), Seen::Duplicate);
         assert!(!d.is_owed("Alice", "b-1"));
         // An owed entry leaves with its id.
-        d.remember("Alice", "b-2", 1, names(&["Carol"]));
+        d.remember("Alice", d.key("b-2"), 1, names(&["Carol"]));
         d.insert("Alice", "b-3", 1);
-        assert_eq!(d.seen("Alice", "b-2"), Seen::New);
+        assert_eq!(d.seen("Alice", d.key("b-2")), Seen::New);
     }
 
     #[test]
@@ -260,13 +266,13 @@ mod tests {
         }
         assert_eq!(d.senders(), MAX_ABSENT_SENDERS);
         assert_eq!(
-            d.seen("agent-4", "m-1"),
+            d.seen("agent-4", d.key("m-1")),
             Seen::New,
             "the first to leave is forgotten"
         );
-        assert_eq!(d.seen("agent-5", "m-1"), Seen::Duplicate);
+        assert_eq!(d.seen("agent-5", d.key("m-1")), Seen::Duplicate);
         let last = format!("agent-{}", MAX_ABSENT_SENDERS + 4);
-        assert_eq!(d.seen(&last, "m-1"), Seen::Duplicate);
+        assert_eq!(d.seen(&last, d.key("m-1")), Seen::Duplicate);
     }
 
     #[test]
@@ -285,18 +291,18 @@ mod tests {
             d.sender_left(name, |n| n == "Back");
         }
         assert_eq!(
-            d.seen("Back", "m-0"),
+            d.seen("Back", d.key("m-0")),
             Seen::Duplicate,
             "connected: never dropped"
         );
-        assert_eq!(d.seen("Gone-1", "m-0"), Seen::Duplicate);
+        assert_eq!(d.seen("Gone-1", d.key("m-0")), Seen::Duplicate);
         // A third departure goes over the budget: the earliest to leave is forgotten.
         d.insert("Gone-3", "m-0", 10);
         d.sender_left("Gone-3", |n| n == "Back");
-        assert_eq!(d.seen("Gone-1", "m-0"), Seen::New);
-        assert_eq!(d.seen("Gone-2", "m-0"), Seen::Duplicate);
-        assert_eq!(d.seen("Gone-3", "m-0"), Seen::Duplicate);
-        assert_eq!(d.seen("Back", "m-0"), Seen::Duplicate);
+        assert_eq!(d.seen("Gone-1", d.key("m-0")), Seen::New);
+        assert_eq!(d.seen("Gone-2", d.key("m-0")), Seen::Duplicate);
+        assert_eq!(d.seen("Gone-3", d.key("m-0")), Seen::Duplicate);
+        assert_eq!(d.seen("Back", d.key("m-0")), Seen::Duplicate);
     }
 
     #[test]

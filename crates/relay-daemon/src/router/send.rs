@@ -13,7 +13,7 @@ use relay_store::{MessageStatus, SignatureJson, StoredMessage, WriteOp};
 use tokio_util::time::{delay_queue, DelayQueue};
 
 use super::context::{Recipients, Routed};
-use super::dedupe::Seen;
+use super::dedupe::{IdKey, Seen};
 use super::delivery::{stored_from_deliver, ttl_of};
 use super::{Pushed, Router};
 use crate::failure::FailureReason;
@@ -121,7 +121,8 @@ impl Router {
         // Only accepted SENDs are remembered (`remember_send`): a retry of a refused one under
         // the same id must not be taken for a duplicate and dropped. A broadcast that some
         // recipients refused is retried to those recipients only.
-        let owed = match self.dedupe.seen(&sender, &env.id) {
+        let id_key = self.dedupe.key(&env.id);
+        let owed = match self.dedupe.seen(&sender, id_key) {
             Seen::New => None,
             Seen::Owed(names) => Some(names.clone()),
             Seen::Duplicate => {
@@ -159,7 +160,7 @@ impl Router {
         }
         // Consensus commands are answered by the engine: not rate-limited, never routed.
         if to == super::consensus::CONSENSUS {
-            self.remember_send(&sender, &env.id, HashSet::new());
+            self.remember_send(&sender, id_key, HashSet::new());
             let recipients = Recipients::None;
             self.record_history(Routed::send(&env, &sender, &to, &payload, recipients));
             return self.on_consensus_text(&sender, &payload.body);
@@ -253,14 +254,14 @@ impl Router {
                 .into_iter()
                 .filter(|name| owed.contains(name))
                 .collect();
-            self.remember_send(&sender, &env.id, still_owed);
+            self.remember_send(&sender, id_key, still_owed);
             return;
         }
         if accepted == 0 {
             // Refused, or nobody to deliver to: not accepted, so not remembered.
             return;
         }
-        self.remember_send(&sender, &env.id, refused.into_iter().collect());
+        self.remember_send(&sender, id_key, refused.into_iter().collect());
         // Storage falling behind: ask the sender to slow down before anything is refused.
         let (depth, capacity) = self.shared.store.queue_fill();
         if depth * 2 > capacity {
@@ -581,9 +582,9 @@ impl Router {
     /// not (`verify_ingress` lets a signed retry of an owed broadcast past the replay check). A
     /// SEND refused outright is not recorded; signed, it cannot be retried under its id (its
     /// signature is spent).
-    fn remember_send(&mut self, sender: &str, id: &str, owed: HashSet<String>) {
+    fn remember_send(&mut self, sender: &str, id_key: IdKey, owed: HashSet<String>) {
         let window = self.shared.config.delivery.dedupe_window;
-        self.dedupe.remember(sender, id, window, owed);
+        self.dedupe.remember(sender, id_key, window, owed);
     }
 
     pub(crate) fn nack(&mut self, conn_id: u64, send_id: &str, code: NackCode, message: String) {
