@@ -282,6 +282,13 @@ impl SigningGuard {
         }
     }
 
+    /// Whether a signed frame `id` from `sender` was accepted within the replay window: the
+    /// replay cache refuses another signed copy, and the router takes an unsigned one for a
+    /// duplicate.
+    pub fn accepted_signed(&self, sender: &str, id: &str) -> bool {
+        self.replay.contains(sender, id)
+    }
+
     /// Under `enforce`, consensus commands and spawn requests need a signature from everyone,
     /// `allow_unsigned_from` included.
     pub fn enforced(&self) -> bool {

@@ -378,3 +378,41 @@ async fn a_partly_refused_signed_broadcast_is_retried_under_its_id() {
     bob.expect_silence(Duration::from_millis(200)).await;
     carol.expect_silence(Duration::from_millis(200)).await;
 }
+
+/// A signed SEND's id is kept by the replay cache instead of the sender's dedupe window; an
+/// unsigned copy of it (warn mode) is still a duplicate, and so is a signed copy of an id first
+/// sent unsigned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_and_unsigned_copies_of_one_id_are_delivered_once() {
+    let mut cfg = signing_config("warn");
+    cfg.signing.shared_secret = "team-secret".into();
+    let d = TestDaemon::start(cfg).await;
+    let key = relay_signing::SharedSecret::new("team-secret").signing_key();
+    let mut alice = d.client("Alice").await;
+    let mut bob = d.client("Bob").await;
+
+    let first = send_env("Bob", "signed first").id("mixed-1");
+    alice
+        .send(signed(first.clone(), "Alice", &key, now()))
+        .await;
+    assert_eq!(bob.recv_ack().await["payload"]["body"], "signed first");
+    alice.send(serde_json::to_value(&first).unwrap()).await;
+    alice.send_to("Bob", "after the unsigned copy").await;
+    assert_eq!(
+        bob.recv_ack().await["payload"]["body"],
+        "after the unsigned copy",
+        "the unsigned copy of a signed id is not delivered"
+    );
+
+    let second = send_env("Bob", "unsigned first").id("mixed-2");
+    alice.send(serde_json::to_value(&second).unwrap()).await;
+    assert_eq!(bob.recv_ack().await["payload"]["body"], "unsigned first");
+    alice.send(signed(second, "Alice", &key, now())).await;
+    alice.send_to("Bob", "after the signed copy").await;
+    assert_eq!(
+        bob.recv_ack().await["payload"]["body"],
+        "after the signed copy",
+        "the signed copy of an unsigned id is not delivered"
+    );
+    bob.expect_silence(Duration::from_millis(200)).await;
+}

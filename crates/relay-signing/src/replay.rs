@@ -131,6 +131,12 @@ impl ReplayCache {
         Ok(())
     }
 
+    /// Whether `(signer, m)` was accepted and is still held (inside its window, or expired
+    /// but not yet dropped by the next [`check_and_insert`](Self::check_and_insert)).
+    pub fn contains(&self, signer: &str, m: &str) -> bool {
+        !self.seen.is_empty() && self.seen.contains_key(&self.key(signer, m))
+    }
+
     /// Drops entries whose window has passed; returns how many.
     ///
     /// Entries leave in insertion order: one signed long before it arrived may stay a little
@@ -257,6 +263,8 @@ mod tests {
         );
         // Same id from another signer is another message.
         assert_eq!(c.check_and_insert("b", "m1", 100, 150, W), Ok(()));
+        assert!(c.contains("a", "m1") && c.contains("b", "m1"));
+        assert!(!c.contains("a", "m2") && !c.contains("c", "m1"));
     }
 
     #[test]

@@ -118,6 +118,11 @@ impl SendDedupe {
         (u128::from(half(&self.keys.0)) << 64) | u128::from(half(&self.keys.1))
     }
 
+    /// Whether `sender` has a window (it had an id remembered, and its window was not dropped).
+    pub(crate) fn has_window(&self, sender: &str) -> bool {
+        self.windows.contains_key(sender)
+    }
+
     /// What is known of the id keyed `key` from `sender`.
     pub(crate) fn seen(&self, sender: &str, key: IdKey) -> Seen<'_> {
         let Some(window) = self.windows.get(sender) else {

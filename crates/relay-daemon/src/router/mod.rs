@@ -374,7 +374,7 @@ impl Router {
                 self.on_dlq_request(conn_id, env)
             }
             T::ProposalCreate | T::Vote | T::ConsensusCancel => {
-                if self.verify_ingress(conn_id, &env, true) {
+                if self.verify_ingress(conn_id, &env, true).accepted() {
                     self.on_consensus_frame(conn_id, env)
                 }
             }

@@ -115,14 +115,18 @@ impl Router {
         }
         // Signatures first: a replayed signed frame is refused, not silently de-duplicated.
         let consensus_command = to == super::consensus::CONSENSUS;
-        if !self.verify_ingress(conn_id, &env, consensus_command) {
-            return;
-        }
+        let signed = match self.verify_ingress(conn_id, &env, consensus_command) {
+            Ingress::Refused => return,
+            Ingress::Signed => true,
+            Ingress::Unsigned => false,
+        };
         // Only accepted SENDs are remembered (`remember_send`): a retry of a refused one under
         // the same id must not be taken for a duplicate and dropped. A broadcast that some
-        // recipients refused is retried to those recipients only.
-        let id_key = self.dedupe.key(&env.id);
-        let owed = match self.dedupe.seen(&sender, id_key) {
+        // recipients refused is retried to those recipients only. A signed SEND's id is in the
+        // replay cache now, which refuses that id again for the whole replay window, so its
+        // sender's dedupe window is consulted only if it has one.
+        let id_key = (!signed || self.dedupe.has_window(&sender)).then(|| self.dedupe.key(&env.id));
+        let owed = match self.seen_before(&sender, &env.id, id_key, signed) {
             Seen::New => None,
             Seen::Owed(names) => Some(names.clone()),
             Seen::Duplicate => {
@@ -160,7 +164,7 @@ impl Router {
         }
         // Consensus commands are answered by the engine: not rate-limited, never routed.
         if to == super::consensus::CONSENSUS {
-            self.remember_send(&sender, id_key, HashSet::new());
+            self.remember_send(&sender, &env.id, id_key, HashSet::new());
             let recipients = Recipients::None;
             self.record_history(Routed::send(&env, &sender, &to, &payload, recipients));
             return self.on_consensus_text(&sender, &payload.body);
@@ -254,14 +258,14 @@ impl Router {
                 .into_iter()
                 .filter(|name| owed.contains(name))
                 .collect();
-            self.remember_send(&sender, id_key, still_owed);
+            self.remember_send(&sender, &env.id, id_key, still_owed);
             return;
         }
         if accepted == 0 {
             // Refused, or nobody to deliver to: not accepted, so not remembered.
             return;
         }
-        self.remember_send(&sender, id_key, refused.into_iter().collect());
+        self.remember_send(&sender, &env.id, id_key, refused.into_iter().collect());
         // Storage falling behind: ask the sender to slow down before anything is refused.
         let (depth, capacity) = self.shared.store.queue_fill();
         if depth * 2 > capacity {
@@ -581,10 +585,41 @@ impl Router {
     /// duplicate, except to the recipients in `owed` (those that refused it for now), signed or
     /// not (`verify_ingress` lets a signed retry of an owed broadcast past the replay check). A
     /// SEND refused outright is not recorded; signed, it cannot be retried under its id (its
-    /// signature is spent).
-    fn remember_send(&mut self, sender: &str, id_key: IdKey, owed: HashSet<String>) {
+    /// signature is spent). A signed SEND whose sender has no window (`id_key` is `None`) is
+    /// recorded only while someone is owed it: the replay cache refuses its id again already.
+    fn remember_send(
+        &mut self,
+        sender: &str,
+        id: &str,
+        id_key: Option<IdKey>,
+        owed: HashSet<String>,
+    ) {
+        let key = match id_key {
+            Some(key) => key,
+            None if owed.is_empty() => return,
+            None => self.dedupe.key(id),
+        };
         let window = self.shared.config.delivery.dedupe_window;
-        self.dedupe.remember(sender, id_key, window, owed);
+        self.dedupe.remember(sender, key, window, owed);
+    }
+
+    /// What is known of SEND `id` from `sender`: its dedupe window (when `id_key` is given),
+    /// and for an unsigned SEND the replay cache too, where an id the sender signed before is
+    /// a duplicate.
+    fn seen_before(&self, sender: &str, id: &str, id_key: Option<IdKey>, signed: bool) -> Seen<'_> {
+        let seen = id_key.map_or(Seen::New, |key| self.dedupe.seen(sender, key));
+        let signed_before = || {
+            !signed
+                && self
+                    .signing
+                    .as_ref()
+                    .is_some_and(|guard| guard.accepted_signed(sender, id))
+        };
+        if seen == Seen::New && signed_before() {
+            Seen::Duplicate
+        } else {
+            seen
+        }
     }
 
     pub(crate) fn nack(&mut self, conn_id: u64, send_id: &str, code: NackCode, message: String) {
@@ -746,19 +781,19 @@ impl Router {
 }
 
 impl Router {
-    /// Applies `[signing]` to an inbound frame. Returns false when it was refused (the sender got
-    /// NACK FORBIDDEN and the message is dead-lettered as `signature_invalid`).
+    /// Applies `[signing]` to an inbound frame. [`Ingress::Refused`] means the sender got NACK
+    /// FORBIDDEN and the message is dead-lettered as `signature_invalid`.
     pub(crate) fn verify_ingress(
         &mut self,
         conn_id: u64,
         env: &Envelope,
         needs_signature: bool,
-    ) -> bool {
+    ) -> Ingress {
         let Some(guard) = self.signing.as_mut() else {
-            return true;
+            return Ingress::Unsigned;
         };
         let Some(sender) = self.conns.get(&conn_id).map(|c| c.name.clone()) else {
-            return false;
+            return Ingress::Refused;
         };
         let precheck = self.ingress_signature.take();
         // The same signed broadcast again, to recipients that refused it for now: a retry.
@@ -784,9 +819,9 @@ impl Router {
                 self.counters.signatures_verified += 1;
                 // Persisted with the message row, or on its own once the frame is handled.
                 self.unrecorded_signature = Some((sender, env.id.clone(), t as i64));
-                true
+                Ingress::Signed
             }
-            Ok(crate::signing::Verdict::Unsigned) => true,
+            Ok(crate::signing::Verdict::Unsigned) => Ingress::Unsigned,
             Err(why) => {
                 self.counters.signatures_rejected += 1;
                 self.nack(conn_id, &env.id, NackCode::Forbidden, why.clone());
@@ -799,8 +834,25 @@ impl Router {
                 let to = env.to.clone().unwrap_or_default();
                 let letter = self.letter_from_send(&sender, &to, env, &payload);
                 self.dead_letter(FailureReason::SignatureInvalid, letter, why, false);
-                false
+                Ingress::Refused
             }
         }
+    }
+}
+
+/// What [`Router::verify_ingress`] made of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ingress {
+    /// Refused (answered and dead-lettered already).
+    Refused,
+    /// Accepted without a signature.
+    Unsigned,
+    /// Its signature verified, and its `(sender, id)` is in the replay cache now.
+    Signed,
+}
+
+impl Ingress {
+    pub(crate) fn accepted(self) -> bool {
+        self != Ingress::Refused
     }
 }

@@ -98,7 +98,7 @@ impl Spawner {
 
 impl Router {
     pub(crate) fn on_spawn(&mut self, conn_id: u64, env: Envelope) {
-        if !self.verify_ingress(conn_id, &env, true) {
+        if !self.verify_ingress(conn_id, &env, true).accepted() {
             return;
         }
         // A tool connection (the CLI) spawns on behalf of the user: the spawner is `cli`.
@@ -349,7 +349,7 @@ impl Router {
     }
 
     pub(crate) fn on_release(&mut self, conn_id: u64, env: Envelope) {
-        if !self.verify_ingress(conn_id, &env, true) {
+        if !self.verify_ingress(conn_id, &env, true).accepted() {
             return;
         }
         let payload: ReleasePayload = match env.payload_as() {
