@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,41 +18,64 @@ use serde::{Deserialize, Serialize};
 /// bookkeeping reads its `m` and `t`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct SignatureJson(Box<serde_json::value::RawValue>);
+pub struct SignatureJson {
+    raw: Box<serde_json::value::RawValue>,
+    /// The packed form, made ahead by [`SignatureJson::from_raw_packed`] (against no source id;
+    /// the storage thread fits it to each row). Shared by the rows of one message.
+    #[serde(skip)]
+    packed: Option<Arc<[u8]>>,
+}
 
 impl SignatureJson {
+    fn new(raw: Box<serde_json::value::RawValue>) -> SignatureJson {
+        SignatureJson { raw, packed: None }
+    }
+
     /// The signature object as raw JSON (already validated as JSON).
     pub fn from_raw(raw: Box<serde_json::value::RawValue>) -> SignatureJson {
-        SignatureJson(raw)
+        SignatureJson::new(raw)
+    }
+
+    /// [`SignatureJson::from_raw`], packed for storage now, on the calling thread, where the
+    /// text was just read: the storage thread then neither parses it nor decodes its hex. Use it
+    /// for signatures that will be stored.
+    pub fn from_raw_packed(raw: Box<serde_json::value::RawValue>) -> SignatureJson {
+        let packed = crate::packed_sig::pack(raw.get(), None).map(Arc::from);
+        SignatureJson { raw, packed }
     }
 
     /// Reads JSON text; `None` if it is not valid JSON.
     pub fn from_text(text: String) -> Option<SignatureJson> {
         serde_json::value::RawValue::from_string(text)
             .ok()
-            .map(SignatureJson)
+            .map(SignatureJson::new)
     }
 
     /// From a parsed JSON value (dead letters keep signatures as values).
     pub fn from_value(value: &serde_json::Value) -> Option<SignatureJson> {
         serde_json::value::to_raw_value(value)
             .ok()
-            .map(SignatureJson)
+            .map(SignatureJson::new)
     }
 
     /// The JSON text.
     pub fn get(&self) -> &str {
-        self.0.get()
+        self.raw.get()
+    }
+
+    /// The packed form made by [`SignatureJson::from_raw_packed`], if any.
+    pub(crate) fn packed_ahead(&self) -> Option<&[u8]> {
+        self.packed.as_deref()
     }
 
     /// The raw JSON value, e.g. for an envelope's `_sig`.
     pub fn to_raw(&self) -> Box<serde_json::value::RawValue> {
-        self.0.clone()
+        self.raw.clone()
     }
 
     /// The parsed JSON value.
     pub fn to_value(&self) -> Option<serde_json::Value> {
-        serde_json::from_str(self.0.get()).ok()
+        serde_json::from_str(self.raw.get()).ok()
     }
 
     /// The signed message id (`m`) and signing time (`t`), if the object has them.
@@ -61,7 +85,7 @@ impl SignatureJson {
             m: String,
             t: i64,
         }
-        serde_json::from_str::<IdAndTime>(self.0.get())
+        serde_json::from_str::<IdAndTime>(self.raw.get())
             .ok()
             .map(|s| (s.m, s.t))
     }
@@ -69,7 +93,7 @@ impl SignatureJson {
 
 impl PartialEq for SignatureJson {
     fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
+        self.raw.get() == other.raw.get()
     }
 }
 
