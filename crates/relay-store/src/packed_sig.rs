@@ -23,8 +23,6 @@
 //! | n         | `s`                                                                      |
 //! | rest      | `m` as UTF-8, absent when bit 3 is set                                   |
 
-use std::borrow::Cow;
-
 use relay_protocol::{hex, needs_json_escape, SigLayout};
 
 const FORMAT_V1: u8 = 0x10;
@@ -64,27 +62,6 @@ pub(crate) fn pack(text: &str, source_id: Option<&str>) -> Option<Vec<u8>> {
         out.extend_from_slice(m.as_bytes());
     }
     Some(out)
-}
-
-/// A blob [`pack`]ed against no source id (so `m` is in it) as [`pack`] would have made it for a
-/// row whose `source_id` is `source_id`: without `m` when `m` is the source id. Lets the daemon
-/// pack a signature where the frame was read (see `SignatureJson::from_raw_packed`) and leave
-/// the storage thread only this comparison.
-pub(crate) fn for_row<'b>(blob: &'b [u8], source_id: Option<&str>) -> Cow<'b, [u8]> {
-    let m_start = match (blob.first(), blob.get(FIXED_LEN - 1)) {
-        (Some(header), Some(&s_len)) if header & M_IS_SOURCE_ID == 0 => {
-            FIXED_LEN + usize::from(s_len)
-        }
-        _ => return Cow::Borrowed(blob),
-    };
-    match (source_id, blob.get(m_start..)) {
-        (Some(source), Some(m)) if source.as_bytes() == m => {
-            let mut packed = blob[..m_start].to_vec();
-            packed[0] |= M_IS_SOURCE_ID;
-            Cow::Owned(packed)
-        }
-        _ => Cow::Borrowed(blob),
-    }
 }
 
 /// The fields of a packed signature, borrowed from the blob (and the row's `source_id`).
@@ -191,23 +168,6 @@ mod tests {
     }
 
     #[test]
-    fn a_blob_packed_ahead_fits_any_row() {
-        let early = pack(HMAC, None).unwrap();
-        let id = "3f1c2a9e-1b7d-4c55-9a0e-2d6f8b1c4e7a";
-        assert_eq!(
-            &*for_row(&early, Some(id)),
-            &pack(HMAC, Some(id)).unwrap()[..]
-        );
-        assert_eq!(for_row(&early, Some(id)).len(), FIXED_LEN + 32);
-        assert_eq!(&*for_row(&early, Some("another-id")), &early[..]);
-        assert_eq!(&*for_row(&early, None), &early[..]);
-        // A blob already fitted to a row, or not a blob at all, is left as it is.
-        let fitted = pack(HMAC, Some(id)).unwrap();
-        assert_eq!(&*for_row(&fitted, Some(id)), &fitted[..]);
-        assert!(for_row(&[], Some(id)).is_empty());
-    }
-
-    #[test]
     fn ed25519_signatures_pack_too() {
         let text = format!(
             r#"{{"s":"{}","k":"a1b2c3d4e5f60718","t":5,"a":"ed25519","m":"id-1"}}"#,
@@ -285,12 +245,7 @@ mod tests {
             );
             let source = if same_as_source { Some(m.as_str()) } else { Some("elsewhere") };
             match pack(&text, source) {
-                Some(blob) => {
-                    // Packed ahead of the row, then fitted to it: the same blob.
-                    let early = pack(&text, None).expect("packs against no source id too");
-                    prop_assert_eq!(&*for_row(&early, source), &blob[..]);
-                    prop_assert_eq!(unpack(&blob, source), Some(text));
-                }
+                Some(blob) => prop_assert_eq!(unpack(&blob, source), Some(text)),
                 // Only ids that JSON has to escape stay text.
                 None => prop_assert!(m_json.contains('\\')),
             }

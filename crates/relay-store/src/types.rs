@@ -6,7 +6,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,64 +17,41 @@ use serde::{Deserialize, Serialize};
 /// bookkeeping reads its `m` and `t`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct SignatureJson {
-    raw: Box<serde_json::value::RawValue>,
-    /// The packed form, made ahead by [`SignatureJson::from_raw_packed`] (against no source id;
-    /// the storage thread fits it to each row). Shared by the rows of one message.
-    #[serde(skip)]
-    packed: Option<Arc<[u8]>>,
-}
+pub struct SignatureJson(Box<serde_json::value::RawValue>);
 
 impl SignatureJson {
-    fn new(raw: Box<serde_json::value::RawValue>) -> SignatureJson {
-        SignatureJson { raw, packed: None }
-    }
-
     /// The signature object as raw JSON (already validated as JSON).
     pub fn from_raw(raw: Box<serde_json::value::RawValue>) -> SignatureJson {
-        SignatureJson::new(raw)
-    }
-
-    /// [`SignatureJson::from_raw`], packed for storage now, on the calling thread, where the
-    /// text was just read: the storage thread then neither parses it nor decodes its hex. Use it
-    /// for signatures that will be stored.
-    pub fn from_raw_packed(raw: Box<serde_json::value::RawValue>) -> SignatureJson {
-        let packed = crate::packed_sig::pack(raw.get(), None).map(Arc::from);
-        SignatureJson { raw, packed }
+        SignatureJson(raw)
     }
 
     /// Reads JSON text; `None` if it is not valid JSON.
     pub fn from_text(text: String) -> Option<SignatureJson> {
         serde_json::value::RawValue::from_string(text)
             .ok()
-            .map(SignatureJson::new)
+            .map(SignatureJson)
     }
 
     /// From a parsed JSON value (dead letters keep signatures as values).
     pub fn from_value(value: &serde_json::Value) -> Option<SignatureJson> {
         serde_json::value::to_raw_value(value)
             .ok()
-            .map(SignatureJson::new)
+            .map(SignatureJson)
     }
 
     /// The JSON text.
     pub fn get(&self) -> &str {
-        self.raw.get()
-    }
-
-    /// The packed form made by [`SignatureJson::from_raw_packed`], if any.
-    pub(crate) fn packed_ahead(&self) -> Option<&[u8]> {
-        self.packed.as_deref()
+        self.0.get()
     }
 
     /// The raw JSON value, e.g. for an envelope's `_sig`.
     pub fn to_raw(&self) -> Box<serde_json::value::RawValue> {
-        self.raw.clone()
+        self.0.clone()
     }
 
     /// The parsed JSON value.
     pub fn to_value(&self) -> Option<serde_json::Value> {
-        serde_json::from_str(self.raw.get()).ok()
+        serde_json::from_str(self.0.get()).ok()
     }
 
     /// The signed message id (`m`) and signing time (`t`), if the object has them.
@@ -85,7 +61,7 @@ impl SignatureJson {
             m: String,
             t: i64,
         }
-        serde_json::from_str::<IdAndTime>(self.raw.get())
+        serde_json::from_str::<IdAndTime>(self.0.get())
             .ok()
             .map(|s| (s.m, s.t))
     }
@@ -93,7 +69,7 @@ impl SignatureJson {
 
 impl PartialEq for SignatureJson {
     fn eq(&self, other: &Self) -> bool {
-        self.raw.get() == other.raw.get()
+        self.0.get() == other.0.get()
     }
 }
 

@@ -688,7 +688,7 @@ impl Router {
             .payload_meta
             .as_ref()
             .and_then(|m| serde_json::to_value(m).ok());
-        msg.sig = env.sig.clone().map(SignatureJson::from_raw_packed);
+        msg.sig = env.sig.clone().map(SignatureJson::from_raw);
         msg.source_id = Some(env.id.clone());
         msg.session_id = self
             .by_name
