@@ -607,18 +607,13 @@ impl Router {
     /// and for an unsigned SEND the replay cache too, where an id the sender signed before is
     /// a duplicate.
     fn seen_before(&self, sender: &str, id: &str, id_key: Option<IdKey>, signed: bool) -> Seen<'_> {
-        let seen = id_key.map_or(Seen::New, |key| self.dedupe.seen(sender, key));
-        let signed_before = || {
-            !signed
-                && self
-                    .signing
-                    .as_ref()
-                    .is_some_and(|guard| guard.accepted_signed(sender, id))
-        };
-        if seen == Seen::New && signed_before() {
-            Seen::Duplicate
-        } else {
-            seen
+        let signed_before =
+            |guard: &crate::signing::SigningGuard| guard.accepted_signed(sender, id);
+        match id_key.map_or(Seen::New, |key| self.dedupe.seen(sender, key)) {
+            Seen::New if !signed && self.signing.as_ref().is_some_and(signed_before) => {
+                Seen::Duplicate
+            }
+            seen => seen,
         }
     }
 
