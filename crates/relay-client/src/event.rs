@@ -3,13 +3,16 @@
 use relay_protocol::{
     AckPayload, AgentReadyPayload, BusyPayload, ChannelJoinPayload, ChannelLeavePayload,
     ChannelMessagePayload, DeliveryInfo, Envelope, ErrorPayload, MessageType, NackPayload,
-    SendMeta, SendPayload, WatchEventPayload,
+    SendMeta, SendPayload, SignatureJson, WatchEventPayload,
 };
 use relay_signing::{KeyLookup, Signature, VerifyError};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// One thing that happened on the connection, in arrival order.
+// Nearly every event is a `Message`: boxing it to shrink the rare variants would cost an
+// allocation per message received.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Event {
     /// The handshake completed (first connect or a reconnect). `resumed` is true when the
@@ -63,7 +66,7 @@ pub struct Delivered {
     pub meta: Option<SendMeta>,
     pub delivery: Option<DeliveryInfo>,
     /// The sender's signature (`_sig`), untouched.
-    pub sig: Option<Box<RawValue>>,
+    pub sig: Option<SignatureJson>,
     /// The payload exactly as it arrived, kept for signed messages: what
     /// [`Client::verify`](crate::Client::verify) checks the signature against.
     pub raw_payload: Option<Box<RawValue>>,
@@ -95,13 +98,13 @@ impl Delivered {
 
     /// [`Client::verify`](crate::Client::verify) at time `now_ms`.
     pub(crate) fn verify_at(&self, keys: &dyn KeyLookup, now_ms: u64) -> Result<(), VerifyError> {
-        let Some(raw) = self.sig.as_deref() else {
+        let Some(sig) = &self.sig else {
             return Err(VerifyError::Malformed(format!(
                 "message {} from {} is not signed (no _sig)",
                 self.id, self.from
             )));
         };
-        let sig = Signature::from_raw(raw)?;
+        let sig = Signature::from_json(sig)?;
         if self.from.is_empty() {
             return Err(VerifyError::Malformed(format!(
                 "message {} names no sender to verify against",

@@ -292,7 +292,7 @@ async fn stored_packed(alg: Algorithm, blob_len: i64) {
         .attach_to(&mut env);
     let id = env.id.clone();
     let sent_sig: Value =
-        serde_json::from_str(env.sig.as_deref().expect("signed").get()).expect("json");
+        serde_json::from_str(env.sig.as_ref().expect("signed").get()).expect("json");
     send_raw(&mut alice.framed, &serde_json::to_vec(&env).expect("json")).await;
 
     let db = rusqlite::Connection::open(d.dir.path().join("messages.sqlite")).expect("open db");

@@ -1,6 +1,6 @@
 //! Frame codec: a 4-byte big-endian length `N`, then `N` bytes of UTF-8 JSON.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::envelope::Envelope;
@@ -112,13 +112,10 @@ impl Encoder<Bytes> for FrameCodec {
 /// Encodes one envelope as a complete frame (header + body). Fails when the body would exceed
 /// `max_frame_bytes`; nothing is written in that case.
 pub fn encode_frame(env: &Envelope, max_frame_bytes: usize) -> Result<Bytes, FrameError> {
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_u32(0);
-    {
-        let mut writer = (&mut buf).writer();
-        serde_json::to_writer(&mut writer, env)
-            .map_err(|e| FrameError::Io(std::io::Error::other(e)))?;
-    }
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(&[0; HEADER_LEN]);
+    env.write_json(&mut buf)
+        .map_err(|e| FrameError::Io(std::io::Error::other(e)))?;
     let len = buf.len() - HEADER_LEN;
     if len > max_frame_bytes {
         return Err(FrameError::TooLarge {
@@ -127,7 +124,7 @@ pub fn encode_frame(env: &Envelope, max_frame_bytes: usize) -> Result<Bytes, Fra
         });
     }
     buf[..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
-    Ok(buf.freeze())
+    Ok(Bytes::from(buf))
 }
 
 #[cfg(test)]

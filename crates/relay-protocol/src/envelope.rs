@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 
 use crate::message_type::MessageType;
 use crate::payloads::{DeliveryInfo, SendMeta};
+use crate::signature_json::SignatureJson;
 
 /// Protocol version carried in every envelope's `v`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -22,7 +23,7 @@ pub fn now_ms() -> u64 {
 ///
 /// `payload` is kept as raw JSON: the daemon forwards a SEND's payload into its DELIVERs without
 /// re-encoding it, which both preserves unknown fields and saves work on the hot path.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Envelope {
     pub v: u32,
     #[serde(rename = "type")]
@@ -42,8 +43,39 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<DeliveryInfo>,
     /// Message signature (`_sig`), forwarded untouched.
-    #[serde(rename = "_sig", default, skip_serializing_if = "Option::is_none")]
-    pub sig: Option<Box<RawValue>>,
+    #[serde(rename = "_sig", default)]
+    pub sig: Option<SignatureJson>,
+}
+
+/// The envelope as written: every member but `_sig` borrowed from an [`Envelope`], so that
+/// [`Envelope::write_json`] can write `_sig` itself while [`Serialize`] keeps one list of the
+/// members and their order.
+#[derive(Serialize)]
+struct Written<'a> {
+    v: u32,
+    #[serde(rename = "type")]
+    msg_type: &'a MessageType,
+    id: &'a str,
+    ts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic: Option<&'a str>,
+    payload: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_meta: Option<&'a SendMeta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<&'a DeliveryInfo>,
+    #[serde(rename = "_sig", skip_serializing_if = "Option::is_none")]
+    sig: Option<&'a SignatureJson>,
+}
+
+impl Serialize for Envelope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.written(self.sig.as_ref()).serialize(serializer)
+    }
 }
 
 /// JavaScript clients may send `ts` as a float; accept any non-negative number.
@@ -139,10 +171,40 @@ impl Envelope {
 
     /// Parses a frame body. Distinguishes garbage (fatal) from a malformed envelope (not fatal).
     pub fn from_slice(body: &[u8]) -> Result<Envelope, EnvelopeError> {
+        if let Some(env) = Envelope::from_slice_signed_last(body) {
+            return Ok(env);
+        }
         match serde_json::from_slice::<Envelope>(body) {
             Ok(env) => Ok(env),
             Err(err) => Err(classify(body, err)),
         }
+    }
+
+    /// The fast path for a frame that ends with `_sig` in the signers' layout, as the relay's
+    /// own signers and the daemon write them: `{…,"_sig":{"s":…,"m":"…"}}`. The `_sig` text is
+    /// read by [`SigLayout`] rather than by the JSON parser, and the rest of the frame, closed
+    /// where `_sig` began, by the parser. `None` sends the frame down the general path.
+    ///
+    /// Why the split cannot change what the frame means: if the rest parses as an envelope on its
+    /// own, the comma before `"_sig"` ended a member of the top-level object (the one `}` added
+    /// closed that object and nothing else), so `_sig` is a top-level member and its text is the
+    /// value the general path would have read. A rest that itself holds a `_sig` is a duplicate
+    /// member, which the general path refuses.
+    fn from_slice_signed_last(body: &[u8]) -> Option<Envelope> {
+        const MEMBER: &[u8] = br#","_sig":"#;
+        let inner = body.strip_suffix(b"}")?;
+        let at = find_sig_member(inner)?;
+        let sig_text = std::str::from_utf8(inner.get(at + MEMBER.len()..)?).ok()?;
+        let sig = SignatureJson::from_layout_text(sig_text)?;
+        let mut rest = Vec::with_capacity(at + 1);
+        rest.extend_from_slice(body.get(..at)?);
+        rest.push(b'}');
+        let mut env = serde_json::from_slice::<Envelope>(&rest).ok()?;
+        if env.sig.is_some() {
+            return None;
+        }
+        env.sig = Some(sig);
+        Some(env)
     }
 
     /// Decodes the payload into a typed payload struct.
@@ -152,9 +214,63 @@ impl Envelope {
 
     /// Serialises the envelope to JSON bytes (without the frame header).
     pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
         // Serialising plain data structures into a Vec cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        self.write_json(&mut out).map(|()| out).unwrap_or_default()
     }
+
+    /// Appends the envelope's JSON to `out`, `_sig` last and copied as it is (the general
+    /// [`Serialize`] path would have to parse it to hand it to a serializer).
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(&mut *out, &self.written(None))?;
+        if let Some(sig) = &self.sig {
+            // Reopen the object the serializer closed (a struct always ends with its `}`).
+            let closed = out.pop();
+            debug_assert_eq!(closed, Some(b'}'));
+            out.extend_from_slice(br#","_sig":"#);
+            out.extend_from_slice(sig.get().as_bytes());
+            out.push(b'}');
+        }
+        Ok(())
+    }
+
+    fn written<'a>(&'a self, sig: Option<&'a SignatureJson>) -> Written<'a> {
+        Written {
+            v: self.v,
+            msg_type: &self.msg_type,
+            id: &self.id,
+            ts: self.ts,
+            from: self.from.as_deref(),
+            to: self.to.as_deref(),
+            topic: self.topic.as_deref(),
+            payload: &self.payload,
+            payload_meta: self.payload_meta.as_ref(),
+            delivery: self.delivery.as_ref(),
+            sig,
+        }
+    }
+}
+
+/// The longest `_sig` (with its member name) that [`Envelope::from_slice`] looks for in the
+/// signers' layout: an Ed25519 signature's 128 digits, a key id, a time, an algorithm name and
+/// a message id of up to 128 bytes fit with room to spare.
+const MAX_LAYOUT_SIG_BYTES: usize = 512;
+
+/// Where the last `,"_sig":` among the last [`MAX_LAYOUT_SIG_BYTES`] of `body` starts.
+fn find_sig_member(body: &[u8]) -> Option<usize> {
+    const MEMBER: &[u8] = br#","_sig":"#;
+    let window = body.len().saturating_sub(MAX_LAYOUT_SIG_BYTES);
+    let mut end = body.len();
+    // Underscores are rare in a signature's text: jump from one to the next.
+    while let Some(underscore) = memchr::memrchr(b'_', body.get(window..end)?) {
+        let underscore = window + underscore;
+        let start = underscore.checked_sub(2)?;
+        if body.get(start..start + MEMBER.len()) == Some(MEMBER) {
+            return Some(start);
+        }
+        end = underscore;
+    }
+    None
 }
 
 fn classify(body: &[u8], err: serde_json::Error) -> EnvelopeError {
@@ -235,5 +351,93 @@ mod tests {
         let e = Envelope::from_slice(br#"{"v":1,"type":"SEND","ts":1,"payload":{}}"#).unwrap_err();
         assert!(!e.is_fatal());
         assert!(e.to_string().contains("id"), "{e}");
+    }
+
+    const SIG: &str =
+        r#"{"s":"ab01","k":"0123456789abcdef","t":1700000000000,"a":"hmac-sha256","m":"m-1"}"#;
+
+    /// What serde alone makes of a frame: the reference the fast path must agree with.
+    fn by_serde(body: &[u8]) -> Result<Envelope, EnvelopeError> {
+        serde_json::from_slice::<Envelope>(body).map_err(|e| classify(body, e))
+    }
+
+    fn same(a: &Result<Envelope, EnvelopeError>, b: &Result<Envelope, EnvelopeError>) -> bool {
+        match (a, b) {
+            (Ok(a), Ok(b)) => a.to_json() == b.to_json() && a.sig == b.sig,
+            (Err(a), Err(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn a_frame_ending_with_its_signature_is_read_with_the_signature_in_place() {
+        let body = format!(
+            r#"{{"v":1,"type":"SEND","id":"m-1","ts":5,"to":"Bob","payload":{{"kind":"message","body":"x,\"_sig\":{{}}"}},"_sig":{SIG}}}"#
+        );
+        let env = Envelope::from_slice(body.as_bytes()).unwrap();
+        let sig = env.sig.as_ref().expect("signed");
+        assert_eq!(sig.get(), SIG);
+        assert_eq!(sig.layout().map(|l| l.m), Some("m-1"));
+        assert!(same(&Ok(env.clone()), &by_serde(body.as_bytes())));
+        // Written back, the frame is the one read.
+        assert_eq!(String::from_utf8(env.to_json()).unwrap(), body);
+        assert_eq!(serde_json::to_string(&env).unwrap(), body);
+    }
+
+    #[test]
+    fn frames_the_fast_path_must_not_misread() {
+        let cases = [
+            // `_sig` not last, or not in the layout: the general path reads it.
+            format!(r#"{{"v":1,"type":"SEND","id":"a","ts":1,"_sig":{SIG},"payload":{{}}}}"#),
+            r#"{"v":1,"type":"SEND","id":"a","ts":1,"payload":{},"_sig":{"m":"a","s":"x"}}"#
+                .to_string(),
+            // Two `_sig` members: refused as a duplicate either way.
+            format!(
+                r#"{{"v":1,"type":"SEND","id":"a","ts":1,"payload":{{}},"_sig":{SIG},"_sig":{SIG}}}"#
+            ),
+            // The look-alike is inside a nested object or a string, not a member of the envelope.
+            format!(r#"{{"v":1,"type":"SEND","id":"a","ts":1,"payload":{{"x":1,"_sig":{SIG}}}}}"#),
+            format!(r#"{{"v":1,"type":"SEND","id":"a","ts":1,"payload":{{"x":"a","_sig":{SIG}}}"#),
+            format!(r#"{{"v":1,"type":"SEND","id":"a","ts":1,"payload":"x\",\"_sig\":{SIG}}}"#),
+            // Broken before the signature, or missing a member.
+            format!(r#"{{"v":1,"type":"SEND","id":"a","ts":1,"payload":{{}},,"_sig":{SIG}}}"#),
+            format!(r#"{{"v":1,"type":"SEND","ts":1,"payload":{{}},"_sig":{SIG}}}"#),
+            format!(r#"{{"v":1,"type":"SEND","id":"a","ts":1,"payload":{{}},"_sig":{SIG}}} "#),
+            format!(r#",{{"_sig":{SIG}}}"#),
+            format!(r#"{{"_sig":{SIG}}}"#),
+        ];
+        for body in cases {
+            let fast = Envelope::from_slice(body.as_bytes());
+            assert!(same(&fast, &by_serde(body.as_bytes())), "{body}: {fast:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever surrounds a signature, reading a frame gives what serde alone gives.
+        #[test]
+        fn the_fast_path_agrees_with_serde(
+            head in proptest::sample::select(vec![
+                r#"{"v":1,"type":"SEND","id":"a","ts":1,"payload":"#,
+                r#"{"v":1,"type":"SEND","id":"a","ts":1,"payload":{"x":"#,
+                r#"{"v":1,"type":"SEND","id":"a","payload":"#,
+                r#"{"v":1,"type":"DELIVER","id":"a","ts":1,"payload":["#,
+            ]),
+            middle in r#"[ -~]{0,12}"#,
+            extra in proptest::sample::select(vec!["", "}", "]", "\"", "\\\"", ","]),
+            sig in proptest::sample::select(vec![
+                SIG,
+                r#"{"s":"","k":"","t":0,"a":"","m":""}"#,
+                r#"{"s":"a","k":"b","t":01,"a":"c","m":"d"}"#,
+                r#"{"m":"a"}"#,
+            ]),
+            tail in proptest::sample::select(vec!["}", "}}", "", " }", "]}"]),
+        ) {
+            let body = format!("{head}{middle}{extra},\"_sig\":{sig}{tail}");
+            let fast = Envelope::from_slice(body.as_bytes());
+            proptest::prop_assert!(same(&fast, &by_serde(body.as_bytes())), "{} {:?}", body, fast);
+            let quoted = format!("{head}\"{middle}\"{extra},\"_sig\":{sig}{tail}");
+            let fast = Envelope::from_slice(quoted.as_bytes());
+            proptest::prop_assert!(same(&fast, &by_serde(quoted.as_bytes())), "{} {:?}", quoted, fast);
+        }
     }
 }

@@ -15,9 +15,15 @@ pub fn encode(bytes: &[u8]) -> String {
 pub fn encode_into(bytes: &[u8], out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     out.reserve(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    // A chunk at a time through a buffer: one append per chunk instead of one per digit.
+    let mut buf = [0u8; 128];
+    for chunk in bytes.chunks(buf.len() / 2) {
+        for (pair, &b) in buf.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        // Only ASCII digits were written.
+        out.push_str(std::str::from_utf8(&buf[..chunk.len() * 2]).unwrap_or_default());
     }
 }
 

@@ -12,7 +12,8 @@
 //! - [`FrameCodec`]: the 4-byte big-endian length prefix + UTF-8 JSON framing with a size limit
 //!   (1 MiB by default), for `tokio_util::codec`.
 //! - [`ids`]: message/session ids and agent-name validation.
-//! - [`SigLayout`]: `_sig` in the layout signers write, read without a JSON parser.
+//! - [`SignatureJson`]: an envelope's `_sig`, its JSON text kept as written; [`SigLayout`]: `_sig`
+//!   in the layout signers write, read without a JSON parser.
 //! - [`hex`]: the hex text of signatures and key ids (encoding, and decoding of either case or
 //!   lowercase only).
 //!
@@ -28,6 +29,7 @@ pub mod ids;
 mod message_type;
 pub mod payloads;
 mod sig_layout;
+mod signature_json;
 
 pub use codec::{encode_frame, FrameCodec, FrameError, DEFAULT_MAX_FRAME_BYTES};
 pub use context::*;
@@ -36,3 +38,4 @@ pub use envelope::{empty_object, now_ms, to_raw, Envelope, EnvelopeError, PROTOC
 pub use message_type::MessageType;
 pub use payloads::*;
 pub use sig_layout::{find_json_escape, needs_json_escape, SigLayout};
+pub use signature_json::SignatureJson;

@@ -25,37 +25,112 @@ pub struct SigLayout<'a> {
 impl<'a> SigLayout<'a> {
     /// Reads `text` if it is in the signers' layout.
     pub fn read(text: &'a str) -> Option<SigLayout<'a>> {
-        let mut rest = text.strip_prefix(r#"{"s":"#)?;
-        let s = plain_string(&mut rest)?;
-        rest = rest.strip_prefix(r#","k":"#)?;
-        let k = plain_string(&mut rest)?;
-        rest = rest.strip_prefix(r#","t":"#)?;
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (t, tail) = rest.split_at(digits);
-        // Only the plain decimal form (JSON has no leading zeros).
-        if t.is_empty() || (t.len() > 1 && t.starts_with('0')) {
-            return None;
-        }
-        let t = t.parse().ok()?;
-        rest = tail.strip_prefix(r#","a":"#)?;
-        let a = plain_string(&mut rest)?;
-        rest = rest.strip_prefix(r#","m":"#)?;
-        let m = plain_string(&mut rest)?;
-        (rest == "}").then_some(SigLayout { s, k, t, a, m })
+        SigSpans::read(text).map(|spans| spans.of(text))
     }
 }
 
-/// The contents of the string literal at the start of `rest` when it holds nothing JSON
-/// escapes ([`needs_json_escape`]); moves `rest` past it.
-fn plain_string<'a>(rest: &mut &'a str) -> Option<&'a str> {
-    let body = rest.strip_prefix('"')?;
-    // One pass: the first byte JSON would escape must be the closing quote.
-    let end = find_json_escape(body.as_bytes(), 0);
-    if body.as_bytes().get(end) != Some(&b'"') {
+/// Where the members of a `_sig` in the signers' layout sit in its text: what a reader keeps
+/// so that later readers of the same text need not scan it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SigSpans {
+    s: (u16, u16),
+    k: (u16, u16),
+    a: (u16, u16),
+    m: (u16, u16),
+    t: u64,
+}
+
+impl SigSpans {
+    /// The spans of `text`'s members if it is in the signers' layout (and shorter than 64 KiB).
+    pub(crate) fn read(text: &str) -> Option<SigSpans> {
+        let bytes = text.as_bytes();
+        let mut at = expect(bytes, 0, br#"{"s":"#)?;
+        let s = plain_string(bytes, &mut at)?;
+        at = expect(bytes, at, br#","k":"#)?;
+        let k = plain_string(bytes, &mut at)?;
+        at = expect(bytes, at, br#","t":"#)?;
+        let digits = bytes
+            .get(at..)?
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let t = decimal(bytes.get(at..at + digits)?)?;
+        at = expect(bytes, at + digits, br#","a":"#)?;
+        let a = plain_string(bytes, &mut at)?;
+        at = expect(bytes, at, br#","m":"#)?;
+        let m = plain_string(bytes, &mut at)?;
+        (at + 1 == bytes.len() && bytes[at] == b'}').then_some(SigSpans { s, k, a, m, t })
+    }
+
+    /// Spans from the byte offsets of the members' contents in a text being written in the
+    /// layout; `None` past 64 KiB.
+    pub(crate) fn from_offsets(
+        s: (usize, usize),
+        k: (usize, usize),
+        a: (usize, usize),
+        m: (usize, usize),
+        t: u64,
+    ) -> Option<SigSpans> {
+        let span = |(start, end): (usize, usize)| {
+            Some((u16::try_from(start).ok()?, u16::try_from(end).ok()?))
+        };
+        Some(SigSpans {
+            s: span(s)?,
+            k: span(k)?,
+            a: span(a)?,
+            m: span(m)?,
+            t,
+        })
+    }
+
+    /// The members, borrowed from `text`: the text these spans were read from.
+    pub(crate) fn of(self, text: &str) -> SigLayout<'_> {
+        let member = |(start, end): (u16, u16)| text.get(start as usize..end as usize);
+        // The spans were read from this very text, so every slice exists; an empty member is
+        // what a mismatched text would give, never a panic.
+        SigLayout {
+            s: member(self.s).unwrap_or_default(),
+            k: member(self.k).unwrap_or_default(),
+            t: self.t,
+            a: member(self.a).unwrap_or_default(),
+            m: member(self.m).unwrap_or_default(),
+        }
+    }
+}
+
+/// The value of ASCII decimal `digits` in the plain form (no leading zeros: JSON has none);
+/// `None` if empty or past `u64::MAX`.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
         return None;
     }
-    *rest = &body[end + 1..];
-    Some(&body[..end])
+    digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// The index after `literal` if `bytes` holds it at `at`.
+fn expect(bytes: &[u8], at: usize, literal: &[u8]) -> Option<usize> {
+    bytes
+        .get(at..)?
+        .starts_with(literal)
+        .then_some(at + literal.len())
+}
+
+/// The span of the contents of the string literal at `at` when it holds nothing JSON escapes
+/// ([`needs_json_escape`]); moves `at` past it.
+fn plain_string(bytes: &[u8], at: &mut usize) -> Option<(u16, u16)> {
+    let start = *at + 1;
+    if bytes.get(*at) != Some(&b'"') {
+        return None;
+    }
+    // One pass: the first byte JSON would escape must be the closing quote.
+    let end = find_json_escape(bytes, start);
+    if bytes.get(end) != Some(&b'"') {
+        return None;
+    }
+    *at = end + 1;
+    Some((u16::try_from(start).ok()?, u16::try_from(end).ok()?))
 }
 
 /// Whether JSON must escape something in `text` (a `"`, a `\` or a control character), i.e.

@@ -64,7 +64,7 @@ fn measure_algorithm(key: SigningKey) -> Result<(), Box<dyn Error>> {
 
     let sig = sign(&env, SIGNER, &key, NOW)?;
     sig.attach_to(&mut env);
-    let frame = serde_json::to_vec(&env)?;
+    let frame = env.to_json();
     let signed = signing_bytes_for(&env, SIGNER, env.to.as_deref(), &sig)?;
     println!(
         "{}, {}-byte frame, {} signed bytes, {ROUNDS} rounds each",
@@ -77,7 +77,7 @@ fn measure_algorithm(key: SigningKey) -> Result<(), Box<dyn Error>> {
         black_box(sign(&env, SIGNER, &key, NOW).ok());
     });
     measure("sender: attach _sig", |_| {
-        black_box(sig.to_raw());
+        black_box(sig.to_json());
     });
     measure("daemon: parse the frame", |_| {
         black_box(Envelope::from_slice(&frame).ok());

@@ -4,9 +4,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use relay_protocol::{Envelope, SigLayout};
+use relay_protocol::{Envelope, SigLayout, SignatureJson};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::error::VerifyError;
 
@@ -76,22 +75,27 @@ pub struct Signature {
 impl Signature {
     /// Reads `_sig` from an envelope: `Ok(None)` when it has none.
     pub fn from_envelope(env: &Envelope) -> Result<Option<Signature>, VerifyError> {
-        env.sig.as_deref().map(Signature::from_raw).transpose()
+        env.sig.as_ref().map(Signature::from_json).transpose()
     }
 
-    /// Parses a raw `_sig` value.
-    pub fn from_raw(raw: &RawValue) -> Result<Signature, VerifyError> {
-        SignatureRef::from_raw(raw).map(SignatureRef::into_owned)
+    /// Reads an envelope's `_sig`.
+    pub fn from_json(sig: &SignatureJson) -> Result<Signature, VerifyError> {
+        SignatureRef::from_json(sig).map(SignatureRef::into_owned)
     }
 
-    /// The `_sig` value as raw JSON.
-    pub fn to_raw(&self) -> Box<RawValue> {
-        relay_protocol::to_raw(self)
+    /// Parses the JSON text of a `_sig` value.
+    pub fn from_text(text: &str) -> Result<Signature, VerifyError> {
+        SignatureRef::from_text(text).map(SignatureRef::into_owned)
+    }
+
+    /// The `_sig` value, written in the signers' layout.
+    pub fn to_json(&self) -> SignatureJson {
+        SignatureJson::write(&self.s, &self.k, self.t, self.a.as_str(), &self.m)
     }
 
     /// Sets this signature as the envelope's `_sig`.
     pub fn attach_to(&self, env: &mut Envelope) {
-        env.sig = Some(self.to_raw());
+        env.sig = Some(self.to_json());
     }
 }
 
@@ -119,23 +123,37 @@ pub struct SignatureRef<'a> {
 impl<'a> SignatureRef<'a> {
     /// Reads `_sig` from an envelope: `Ok(None)` when it has none.
     pub fn from_envelope(env: &'a Envelope) -> Result<Option<SignatureRef<'a>>, VerifyError> {
-        env.sig.as_deref().map(SignatureRef::from_raw).transpose()
+        env.sig.as_ref().map(SignatureRef::from_json).transpose()
     }
 
-    /// Parses a raw `_sig` value.
-    pub fn from_raw(raw: &'a RawValue) -> Result<SignatureRef<'a>, VerifyError> {
-        let text = raw.get();
-        match SignatureRef::from_signer_layout(text) {
+    /// Reads an envelope's `_sig`: from the places its members were found when the frame was
+    /// read if it is in the signers' layout, else by serde.
+    pub fn from_json(sig: &'a SignatureJson) -> Result<SignatureRef<'a>, VerifyError> {
+        match sig.layout().and_then(SignatureRef::from_layout) {
             Some(sig) => Ok(sig),
-            None => serde_json::from_str(text).map_err(|e| VerifyError::Malformed(e.to_string())),
+            None => SignatureRef::from_serde(sig.get()),
         }
     }
 
+    /// Parses the JSON text of a `_sig` value.
+    pub fn from_text(text: &'a str) -> Result<SignatureRef<'a>, VerifyError> {
+        match SignatureRef::from_signer_layout(text) {
+            Some(sig) => Ok(sig),
+            None => SignatureRef::from_serde(text),
+        }
+    }
+
+    fn from_serde(text: &'a str) -> Result<SignatureRef<'a>, VerifyError> {
+        serde_json::from_str(text).map_err(|e| VerifyError::Malformed(e.to_string()))
+    }
+
     /// Reads `_sig` in the layout signers write ([`SigLayout`]) without serde's general
-    /// machinery (a daemon reads one per signed message). `None` for any other text, which
-    /// serde then reads or refuses.
+    /// machinery. `None` for any other text, which serde then reads or refuses.
     fn from_signer_layout(text: &'a str) -> Option<SignatureRef<'a>> {
-        let layout = SigLayout::read(text)?;
+        SignatureRef::from_layout(SigLayout::read(text)?)
+    }
+
+    fn from_layout(layout: SigLayout<'a>) -> Option<SignatureRef<'a>> {
         let a = layout.a.parse().ok()?;
         Some(SignatureRef::borrowing(
             layout.s, layout.k, layout.t, a, layout.m,
@@ -223,7 +241,8 @@ mod tests {
             json,
             r#"{"s":"ab","k":"0123456789abcdef","t":0,"a":"ed25519","m":"m1"}"#
         );
-        let back = Signature::from_raw(&sig.to_raw()).unwrap();
+        assert_eq!(sig.to_json().get(), json);
+        let back = Signature::from_json(&sig.to_json()).unwrap();
         assert_eq!(back, sig);
         assert_eq!(
             "hmac-sha256".parse::<Algorithm>(),
@@ -241,9 +260,13 @@ mod tests {
             r#"{"s":"ab","k":"k","t":1,"a":"ed25519","m":"x","extra":1}"#,
             r#"[1]"#,
         ] {
-            let raw = RawValue::from_string(bad.to_string()).unwrap();
+            let json = SignatureJson::from_text(bad.to_string()).unwrap();
             assert!(
-                matches!(Signature::from_raw(&raw), Err(VerifyError::Malformed(_))),
+                matches!(Signature::from_json(&json), Err(VerifyError::Malformed(_))),
+                "{bad}"
+            );
+            assert!(
+                matches!(Signature::from_text(bad), Err(VerifyError::Malformed(_))),
                 "{bad}"
             );
         }
@@ -266,11 +289,15 @@ mod tests {
         ] {
             assert_eq!(SignatureRef::from_signer_layout(other), None, "{other}");
         }
-        let escaped = RawValue::from_string(
-            r#"{"s":"ab","k":"0123456789abcdef","t":17,"a":"ed25519","m":"m\u0031"}"#.into(),
-        )
-        .unwrap();
-        assert_eq!(SignatureRef::from_raw(&escaped).unwrap().m, "m1");
+        let escaped = r#"{"s":"ab","k":"0123456789abcdef","t":17,"a":"ed25519","m":"m\u0031"}"#;
+        assert_eq!(SignatureRef::from_text(escaped).unwrap().m, "m1");
+        let json = SignatureJson::from_text(escaped.into()).unwrap();
+        assert_eq!(SignatureRef::from_json(&json).unwrap().m, "m1");
+        let json = SignatureJson::from_text(text.into()).unwrap();
+        assert!(matches!(
+            SignatureRef::from_json(&json).unwrap().m,
+            Cow::Borrowed("m1")
+        ));
     }
 
     proptest::proptest! {
@@ -306,6 +333,11 @@ mod tests {
                 && !sig.k.contains(|c: char| c == '"' || c == '\\' || c < ' ')
                 && !sig.m.contains(|c: char| c == '"' || c == '\\' || c < ' ');
             let text = serde_json::to_string(&sig).unwrap();
+            // The hand-written `_sig` is the text serde writes, whatever the strings hold.
+            let written = sig.to_json();
+            proptest::prop_assert_eq!(written.get(), text.as_str());
+            proptest::prop_assert_eq!(written.layout().is_some(), plain);
+            proptest::prop_assert_eq!(Signature::from_json(&written).ok(), Some(sig.clone()));
             let fast = SignatureRef::from_signer_layout(&text);
             proptest::prop_assert_eq!(fast.is_some(), plain);
             if let Some(fast) = fast {

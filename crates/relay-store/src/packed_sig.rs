@@ -37,8 +37,15 @@ const FIXED_LEN: usize = 1 + 8 + 8 + 1;
 
 /// The packed form of `text`, or `None` when `text` is not in the layout described in the
 /// module docs and must be stored as it is. `source_id` is the row's `source_id`.
-pub(crate) fn pack(text: &str, source_id: Option<&str>) -> Option<Vec<u8>> {
-    let SigLayout { s, k, t, a, m } = SigLayout::read(text)?;
+#[cfg(test)]
+fn pack(text: &str, source_id: Option<&str>) -> Option<Vec<u8>> {
+    pack_layout(SigLayout::read(text)?, source_id)
+}
+
+/// The packed form of a signature in the signers' layout (its members as the frame's reader
+/// found them), or `None` when they do not fit the packed form.
+pub(crate) fn pack_layout(layout: SigLayout<'_>, source_id: Option<&str>) -> Option<Vec<u8>> {
+    let SigLayout { s, k, t, a, m } = layout;
     let algorithm = match a {
         "hmac-sha256" => HMAC_SHA256,
         "ed25519" => ED25519,

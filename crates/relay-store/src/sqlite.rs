@@ -777,7 +777,10 @@ fn json_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json:
 /// The signature column's value for a row whose `source_id` is `source_id`: packed when the
 /// text allows (see [`packed_sig`]), else the text.
 fn signature_param<'a>(sig: &'a SignatureJson, source_id: Option<&str>) -> ToSqlOutput<'a> {
-    match packed_sig::pack(sig.get(), source_id) {
+    match sig
+        .layout()
+        .and_then(|layout| packed_sig::pack_layout(layout, source_id))
+    {
         Some(blob) => ToSqlOutput::Owned(SqlValue::Blob(blob)),
         None => ToSqlOutput::Borrowed(ValueRef::Text(sig.get().as_bytes())),
     }

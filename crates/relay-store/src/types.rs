@@ -1,77 +1,20 @@
 //! Plain records stored by the relay, plus the write operations and queries
 //! that backends understand.
 //!
-//! These types deliberately know nothing about the wire protocol: the daemon
-//! converts protocol frames into records before handing them to the store.
+//! These types deliberately know nothing about the wire protocol (but for the text of a
+//! signature, which is stored as it arrived): the daemon converts protocol frames into
+//! records before handing them to the store.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// A message's signature object (`_sig`), kept as the JSON text it arrived in.
-///
-/// Signed messages are copied into one row per recipient and stored without
-/// parsing the object as JSON (SQLite keeps the clients' layout packed and
-/// rebuilds the same text, see `packed_sig`); only the replay-window
-/// bookkeeping reads its `m` and `t`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SignatureJson(Box<serde_json::value::RawValue>);
-
-impl SignatureJson {
-    /// The signature object as raw JSON (already validated as JSON).
-    pub fn from_raw(raw: Box<serde_json::value::RawValue>) -> SignatureJson {
-        SignatureJson(raw)
-    }
-
-    /// Reads JSON text; `None` if it is not valid JSON.
-    pub fn from_text(text: String) -> Option<SignatureJson> {
-        serde_json::value::RawValue::from_string(text)
-            .ok()
-            .map(SignatureJson)
-    }
-
-    /// From a parsed JSON value (dead letters keep signatures as values).
-    pub fn from_value(value: &serde_json::Value) -> Option<SignatureJson> {
-        serde_json::value::to_raw_value(value)
-            .ok()
-            .map(SignatureJson)
-    }
-
-    /// The JSON text.
-    pub fn get(&self) -> &str {
-        self.0.get()
-    }
-
-    /// The raw JSON value, e.g. for an envelope's `_sig`.
-    pub fn to_raw(&self) -> Box<serde_json::value::RawValue> {
-        self.0.clone()
-    }
-
-    /// The parsed JSON value.
-    pub fn to_value(&self) -> Option<serde_json::Value> {
-        serde_json::from_str(self.0.get()).ok()
-    }
-
-    /// The signed message id (`m`) and signing time (`t`), if the object has them.
-    pub fn signed_id_and_time(&self) -> Option<(String, i64)> {
-        #[derive(Deserialize)]
-        struct IdAndTime {
-            m: String,
-            t: i64,
-        }
-        serde_json::from_str::<IdAndTime>(self.0.get())
-            .ok()
-            .map(|s| (s.m, s.t))
-    }
-}
-
-impl PartialEq for SignatureJson {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
-    }
-}
+/// A message's signature object (`_sig`), kept as the JSON text it arrived in (the wire
+/// protocol's own type: signed messages are copied into one row per recipient and stored
+/// without parsing the object again; SQLite keeps the clients' layout packed and rebuilds the
+/// same text, see `packed_sig`).
+pub use relay_protocol::SignatureJson;
 
 /// Delivery state of a stored message.
 ///

@@ -10,7 +10,7 @@ use relay_config::DeliverySection;
 use relay_protocol::{
     AckPayload, DeliveryInfo, Envelope, ErrorCode, MessageType, NackPayload, SendMeta,
 };
-use relay_store::{MessageStatus, SignatureJson, StoredMessage, WriteOp};
+use relay_store::{MessageStatus, StoredMessage, WriteOp};
 use tokio::time::Instant;
 use tokio_util::time::{delay_queue, DelayQueue};
 
@@ -459,7 +459,7 @@ pub(crate) fn deliver_from_stored(row: &StoredMessage, seq: u64, session_id: &st
         session_id: session_id.to_string(),
         original_to: row.original_to.clone(),
     });
-    env.sig = row.sig.as_ref().map(SignatureJson::to_raw);
+    env.sig = row.sig.clone();
     env
 }
 
@@ -494,7 +494,7 @@ pub(crate) fn stored_from_deliver(env: &Envelope, status: MessageStatus) -> Stor
         msg.original_to = d.original_to.clone();
         msg.is_broadcast = matches!(d.original_to.as_deref(), Some("*") | Some("@users"));
     }
-    msg.sig = env.sig.clone().map(SignatureJson::from_raw);
+    msg.sig = env.sig.clone();
     msg.status = status;
     msg
 }

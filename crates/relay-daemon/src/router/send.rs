@@ -9,7 +9,7 @@ use relay_protocol::{
     encode_frame, BusyPayload, DeliveryInfo, EntityType, Envelope, ErrorCode, MessageType,
     NackCode, NackPayload, SendPayload, ShadowBindPayload, ShadowUnbindPayload,
 };
-use relay_store::{MessageStatus, SignatureJson, StoredMessage, WriteOp};
+use relay_store::{MessageStatus, StoredMessage, WriteOp};
 use tokio_util::time::{delay_queue, DelayQueue};
 
 use super::context::{Recipients, Routed};
@@ -683,7 +683,7 @@ impl Router {
             .payload_meta
             .as_ref()
             .and_then(|m| serde_json::to_value(m).ok());
-        msg.sig = env.sig.clone().map(SignatureJson::from_raw);
+        msg.sig = env.sig.clone();
         msg.source_id = Some(env.id.clone());
         msg.session_id = self
             .by_name
