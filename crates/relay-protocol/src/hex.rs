@@ -47,22 +47,37 @@ pub fn decode_lowercase_into(text: &str, out: &mut Vec<u8>) -> Option<()> {
 }
 
 fn decode_with(values: &[u8; 256], text: &str, out: &mut Vec<u8>) -> Option<()> {
-    let digits = text.as_bytes();
-    if !digits.len().is_multiple_of(2) {
-        return None;
-    }
     let start = out.len();
-    let mut invalid = 0;
-    out.extend(digits.chunks_exact(2).map(|pair| {
-        let (high, low) = (values[usize::from(pair[0])], values[usize::from(pair[1])]);
-        invalid |= high | low;
-        (high << 4) | (low & 0x0f)
-    }));
-    if invalid & NOT_A_DIGIT != 0 {
+    out.resize(start + text.len() / 2, 0);
+    if decode_into(values, text, &mut out[start..]).is_none() {
         out.truncate(start);
         return None;
     }
     Some(())
+}
+
+/// Decodes hex of either case into the start of `buf`, returning the bytes written; `None` on
+/// an odd length, a byte that is not a hex digit, or more bytes than `buf` holds. For short
+/// values (signatures) that need no allocation.
+pub fn decode_to_slice<'b>(text: &str, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    let out = buf.get_mut(..text.len() / 2)?;
+    decode_into(&ANY_CASE, text, out)?;
+    Some(out)
+}
+
+/// Decodes `text` into `out`, which holds exactly half as many bytes as `text`.
+fn decode_into(values: &[u8; 256], text: &str, out: &mut [u8]) -> Option<()> {
+    let digits = text.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut invalid = 0;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let (high, low) = (values[usize::from(pair[0])], values[usize::from(pair[1])]);
+        invalid |= high | low;
+        *byte = (high << 4) | (low & 0x0f);
+    }
+    (invalid & NOT_A_DIGIT == 0).then_some(())
 }
 
 /// Marks a byte that is not a digit in a value table.
@@ -109,6 +124,11 @@ mod tests {
             ])
         );
         assert_eq!(decode_array::<2>("0102"), Some([1, 2]));
+        let mut buf = [0u8; 3];
+        assert_eq!(decode_to_slice("0aFf", &mut buf), Some(&[0x0a, 0xff][..]));
+        assert_eq!(decode_to_slice("0a0b0c0d", &mut buf), None);
+        assert_eq!(decode_to_slice("0a0", &mut buf), None);
+        assert_eq!(decode_to_slice("0x", &mut buf), None);
         assert_eq!(decode_array::<2>("010203"), None);
         let all: Vec<u8> = (0..=255).collect();
         assert_eq!(decode(&encode(&all)), Some(all));

@@ -181,26 +181,29 @@ impl<'a> SignatureRef<'a> {
         }
     }
 
-    /// The signature bytes, decoded from `s` (either hex case is accepted).
-    pub(crate) fn signature_bytes(&self) -> Result<Vec<u8>, VerifyError> {
-        let bytes = relay_protocol::hex::decode(&self.s).ok_or_else(|| {
-            VerifyError::Malformed(format!(
-                "_sig.s is not hexadecimal: {:?}",
-                truncate(&self.s)
-            ))
-        })?;
+    /// The signature bytes, decoded from `s` (either hex case is accepted) into `buf`.
+    pub(crate) fn signature_bytes<'b>(
+        &self,
+        buf: &'b mut [u8; 64],
+    ) -> Result<&'b [u8], VerifyError> {
         let expected = match self.a {
             Algorithm::HmacSha256 => 32,
             Algorithm::Ed25519 => 64,
         };
-        if bytes.len() != expected {
+        if self.s.len() != expected * 2 {
             return Err(VerifyError::Malformed(format!(
-                "_sig.s has {} bytes; {} signatures have {expected}",
-                bytes.len(),
-                self.a
+                "_sig.s has {} hex digits; {} signatures have {}",
+                self.s.len(),
+                self.a,
+                expected * 2
             )));
         }
-        Ok(bytes)
+        relay_protocol::hex::decode_to_slice(&self.s, buf).ok_or_else(|| {
+            VerifyError::Malformed(format!(
+                "_sig.s is not hexadecimal: {:?}",
+                truncate(&self.s)
+            ))
+        })
     }
 }
 
@@ -355,19 +358,20 @@ mod tests {
             a: Algorithm::HmacSha256,
             m: "m".into(),
         };
+        let mut buf = [0; 64];
         assert_eq!(
-            SignatureRef::from(&sig).signature_bytes().unwrap().len(),
-            32
+            SignatureRef::from(&sig).signature_bytes(&mut buf).unwrap(),
+            [0xab; 32]
         );
         sig.a = Algorithm::Ed25519;
         assert!(matches!(
-            SignatureRef::from(&sig).signature_bytes(),
-            Err(VerifyError::Malformed(_))
+            SignatureRef::from(&sig).signature_bytes(&mut buf),
+            Err(VerifyError::Malformed(m)) if m.contains("128")
         ));
-        sig.s = "zz".into();
+        sig.s = "zz".repeat(64);
         assert!(matches!(
-            SignatureRef::from(&sig).signature_bytes(),
-            Err(VerifyError::Malformed(_))
+            SignatureRef::from(&sig).signature_bytes(&mut buf),
+            Err(VerifyError::Malformed(m)) if m.contains("not hexadecimal")
         ));
     }
 }

@@ -131,7 +131,8 @@ pub fn verify<'s>(
     window_ms: u64,
 ) -> Result<(), VerifyError> {
     let sig = sig.into();
-    let signature = sig.signature_bytes()?;
+    let mut buf = [0; 64];
+    let signature = sig.signature_bytes(&mut buf)?;
     if sig.m != env.id {
         return Err(VerifyError::MessageIdMismatch {
             m: sig.m.into_owned(),
@@ -150,7 +151,7 @@ pub fn verify<'s>(
         claimed_from,
         original_to,
         &sig,
-        &signature,
+        signature,
         keys,
         now_ms,
     )
@@ -172,8 +173,9 @@ pub fn verify_delivered<'s>(
     now_ms: u64,
 ) -> Result<(), VerifyError> {
     let sig = sig.into();
-    let signature = sig.signature_bytes()?;
-    check(env, signer, original_to, &sig, &signature, keys, now_ms)
+    let mut buf = [0; 64];
+    let signature = sig.signature_bytes(&mut buf)?;
+    check(env, signer, original_to, &sig, signature, keys, now_ms)
 }
 
 fn check(
