@@ -22,7 +22,9 @@ pub fn now_ms() -> u64 {
 /// One protocol message.
 ///
 /// `payload` is kept as raw JSON: the daemon forwards a SEND's payload into its DELIVERs without
-/// re-encoding it, which both preserves unknown fields and saves work on the hot path.
+/// re-encoding it, which both preserves unknown fields and saves work on the hot path. Written
+/// by [`Envelope::write_json`] (and [`Serialize`]) with unset optional members omitted, never
+/// `null`, and `_sig` last.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Envelope {
     pub v: u32,
@@ -31,16 +33,16 @@ pub struct Envelope {
     pub id: String,
     #[serde(deserialize_with = "de_timestamp")]
     pub ts: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub from: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub to: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub topic: Option<String>,
     pub payload: Box<RawValue>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub payload_meta: Option<SendMeta>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub delivery: Option<DeliveryInfo>,
     /// Message signature (`_sig`), forwarded untouched.
     #[serde(rename = "_sig", default)]

@@ -1,7 +1,9 @@
 //! The layout in which signers write `_sig` (PROTOCOL.md §11), read without a JSON parser.
 //!
-//! Every signed message's `_sig` is read by the daemon on ingress and again by the store when it
-//! packs the signature into a row, so both read the one layout the relay's clients write,
+//! Every signed message's `_sig` passes through the daemon, which checks it, stores it packed and
+//! forwards it; every signed DELIVER through a client. Both read the one layout the relay's
+//! clients write, once, when the frame is read ([`crate::SignatureJson`] keeps where the members
+//! sit for the later readers):
 //!
 //! ```text
 //! {"s":"…","k":"…","t":<digits>,"a":"…","m":"…"}
