@@ -148,12 +148,7 @@ pub fn find_json_escape(bytes: &[u8], mut from: usize) -> usize {
     while let Some(rest) = bytes.get(from..).filter(|rest| !rest.is_empty()) {
         let word = match rest.first_chunk::<8>() {
             Some(chunk) => u64::from_le_bytes(*chunk),
-            None => {
-                // The last few bytes, padded with spaces (which need no escape).
-                let mut padded = [b' '; 8];
-                padded[..rest.len()].copy_from_slice(rest);
-                u64::from_le_bytes(padded)
-            }
+            None => tail_word(bytes, rest),
         };
         let found = escape_mask(word);
         if found != 0 {
@@ -162,6 +157,26 @@ pub fn find_json_escape(bytes: &[u8], mut from: usize) -> usize {
         from += 8;
     }
     bytes.len()
+}
+
+/// The last `rest.len()` (< 8) bytes of `bytes` as the low bytes of a word, padded above with
+/// spaces (which need no escape). Read as the buffer's last eight bytes shifted down when it has
+/// them, without a copy: the bytes shifted out cannot flag anything, and the spaces shifted in
+/// borrow from nothing.
+fn tail_word(bytes: &[u8], rest: &[u8]) -> u64 {
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    let skipped = 8 - rest.len();
+    match bytes.last_chunk::<8>() {
+        Some(last) => {
+            let shift = 8 * skipped as u32;
+            (u64::from_le_bytes(*last) >> shift) | (SPACES << (64 - shift))
+        }
+        None => {
+            let mut padded = [b' '; 8];
+            padded[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(padded)
+        }
+    }
 }
 
 /// The high bit of every byte of `word` (read little-endian) that is a control character, `"`
