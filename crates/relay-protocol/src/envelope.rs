@@ -193,10 +193,9 @@ impl Envelope {
     /// value the general path would have read. A rest that itself holds a `_sig` is a duplicate
     /// member, which the general path refuses.
     fn from_slice_signed_last(body: &[u8]) -> Option<Envelope> {
-        const MEMBER: &[u8] = br#","_sig":"#;
         let inner = body.strip_suffix(b"}")?;
         let at = find_sig_member(inner)?;
-        let sig_text = std::str::from_utf8(inner.get(at + MEMBER.len()..)?).ok()?;
+        let sig_text = std::str::from_utf8(inner.get(at + SIG_MEMBER.len()..)?).ok()?;
         let sig = SignatureJson::from_layout_text(sig_text)?;
         let mut rest = Vec::with_capacity(at + 1);
         rest.extend_from_slice(body.get(..at)?);
@@ -258,16 +257,18 @@ impl Envelope {
 /// a message id of up to 128 bytes fit with room to spare.
 const MAX_LAYOUT_SIG_BYTES: usize = 512;
 
+/// The `_sig` member's name as it follows another member in a frame.
+const SIG_MEMBER: &[u8] = br#","_sig":"#;
+
 /// Where the last `,"_sig":` among the last [`MAX_LAYOUT_SIG_BYTES`] of `body` starts.
 fn find_sig_member(body: &[u8]) -> Option<usize> {
-    const MEMBER: &[u8] = br#","_sig":"#;
     let window = body.len().saturating_sub(MAX_LAYOUT_SIG_BYTES);
     let mut end = body.len();
     // Underscores are rare in a signature's text: jump from one to the next.
     while let Some(underscore) = memchr::memrchr(b'_', body.get(window..end)?) {
         let underscore = window + underscore;
         let start = underscore.checked_sub(2)?;
-        if body.get(start..start + MEMBER.len()) == Some(MEMBER) {
+        if body.get(start..start + SIG_MEMBER.len()) == Some(SIG_MEMBER) {
             return Some(start);
         }
         end = underscore;

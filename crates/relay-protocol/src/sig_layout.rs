@@ -73,9 +73,6 @@ impl SigSpans {
         m: (usize, usize),
         t: u64,
     ) -> Option<SigSpans> {
-        let span = |(start, end): (usize, usize)| {
-            Some((u16::try_from(start).ok()?, u16::try_from(end).ok()?))
-        };
         Some(SigSpans {
             s: span(s)?,
             k: span(k)?,
@@ -132,6 +129,11 @@ fn plain_string(bytes: &[u8], at: &mut usize) -> Option<(u16, u16)> {
         return None;
     }
     *at = end + 1;
+    span((start, end))
+}
+
+/// A member's byte range as kept in [`SigSpans`]; `None` past 64 KiB.
+fn span((start, end): (usize, usize)) -> Option<(u16, u16)> {
     Some((u16::try_from(start).ok()?, u16::try_from(end).ok()?))
 }
 

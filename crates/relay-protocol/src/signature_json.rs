@@ -84,7 +84,7 @@ impl SignatureJson {
         let s = member(&mut text, r#"{"s":"#, s);
         let k = member(&mut text, r#","k":"#, k);
         text.push_str(r#","t":"#);
-        text.push_str(itoa_u64(t, &mut [0; 20]));
+        text.push_str(itoa::Buffer::new().format(t));
         let a = member(&mut text, r#","a":"#, a);
         let m = member(&mut text, r#","m":"#, m);
         text.push('}');
@@ -126,21 +126,6 @@ impl SignatureJson {
             .ok()
             .map(|s| (s.m, s.t))
     }
-}
-
-/// The decimal digits of `n`, written into `buf`.
-fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    std::str::from_utf8(&buf[at..]).unwrap_or("0")
 }
 
 impl PartialEq for SignatureJson {
