@@ -135,22 +135,20 @@ impl Signer {
     pub(crate) fn sign(&self, env: &mut Envelope) -> Result<(), ClientError> {
         let now = now_ms();
         let signed = match &self.source {
-            Source::Shared(key) => relay_signing::sign(env, &self.agent, key, now),
+            Source::Shared(key) => relay_signing::sign_into(env, &self.agent, key, now),
             Source::File(file) => {
                 // A panic while holding the lock leaves a usable key behind; recover it.
                 let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
                 let key = file.key_at(&self.agent, now)?;
-                relay_signing::sign(env, &self.agent, key, now)
+                relay_signing::sign_into(env, &self.agent, key, now)
             }
         };
-        let sig = signed.map_err(|e| {
+        signed.map_err(|e| {
             ClientError::Signing(format!(
                 "cannot sign {} {}: {e}; send a payload without duplicate member names",
                 env.msg_type, env.id
             ))
-        })?;
-        sig.attach_to(env);
-        Ok(())
+        })
     }
 }
 

@@ -59,8 +59,9 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Precheck {
     /// The signature verifies for the connection's agent, signed at `t` for the frame's `id`;
-    /// the replay check is still to do.
-    Verified { t: u64 },
+    /// the replay check is still to do. `checked_at` is the clock reading the check used (ms
+    /// since the epoch), which the replay check reuses instead of reading the clock again.
+    Verified { t: u64, checked_at: u64 },
     /// Refused; why.
     Refused(String),
 }
@@ -135,17 +136,21 @@ impl Verifier {
             Ok(None) => return None,
             Err(e) => return Some(Precheck::Refused(format!("signature is malformed: {e}"))),
         };
+        let now = relay_protocol::now_ms();
         let verified = relay_signing::verify(
             env,
             signer,
             env.to.as_deref(),
             &sig,
             &self.keys,
-            relay_protocol::now_ms(),
+            now,
             self.window_ms,
         );
         Some(match verified {
-            Ok(()) => Precheck::Verified { t: sig.t },
+            Ok(()) => Precheck::Verified {
+                t: sig.t,
+                checked_at: now,
+            },
             Err(e) => Precheck::Refused(format!("signature rejected: {e}")),
         })
     }
@@ -268,12 +273,14 @@ impl SigningGuard {
         match precheck.or_else(|| self.verifier.precheck(env, sender)) {
             None => self.verifier.unsigned(sender),
             Some(Precheck::Refused(why)) => Err(why),
-            Some(Precheck::Verified { t }) => {
-                let now = relay_protocol::now_ms();
-                match self
-                    .replay
-                    .check_and_insert(sender, &env.id, t, now, self.verifier.window_ms)
-                {
+            Some(Precheck::Verified { t, checked_at }) => {
+                match self.replay.check_and_insert(
+                    sender,
+                    &env.id,
+                    t,
+                    checked_at,
+                    self.verifier.window_ms,
+                ) {
                     Ok(()) => Ok(Verdict::Verified { t }),
                     Err(Replay::Seen { .. }) if owed_retry => Ok(Verdict::Verified { t }),
                     Err(e) => Err(format!("signature rejected: {e}")),

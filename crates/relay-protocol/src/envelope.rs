@@ -1,5 +1,7 @@
 //! The envelope every frame carries.
 
+use std::cell::RefCell;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -197,10 +199,9 @@ impl Envelope {
         let at = find_sig_member(inner)?;
         let sig_text = std::str::from_utf8(inner.get(at + SIG_MEMBER.len()..)?).ok()?;
         let sig = SignatureJson::from_layout_text(sig_text)?;
-        let mut rest = Vec::with_capacity(at + 1);
-        rest.extend_from_slice(body.get(..at)?);
-        rest.push(b'}');
-        let mut env = serde_json::from_slice::<Envelope>(&rest).ok()?;
+        let mut env = with_closed_head(body.get(..at)?, |rest| {
+            serde_json::from_slice::<Envelope>(rest).ok()
+        })?;
         if env.sig.is_some() {
             return None;
         }
@@ -274,6 +275,28 @@ fn find_sig_member(body: &[u8]) -> Option<usize> {
         end = underscore;
     }
     None
+}
+
+/// Calls `parse` with `head` and a closing `}`, written into a buffer this thread keeps for the
+/// purpose (every signed frame passes through here; a fresh buffer each would be an allocation
+/// and a free per message).
+fn with_closed_head<R>(head: &[u8], parse: impl FnOnce(&[u8]) -> R) -> R {
+    /// A frame head larger than this (a rare huge payload) is not kept for the next one.
+    const MAX_KEPT: usize = 64 * 1024;
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        let mut rest = scratch.take();
+        rest.clear();
+        rest.extend_from_slice(head);
+        rest.push(b'}');
+        let parsed = parse(&rest);
+        if rest.capacity() <= MAX_KEPT {
+            scratch.replace(rest);
+        }
+        parsed
+    })
 }
 
 fn classify(body: &[u8], err: serde_json::Error) -> EnvelopeError {

@@ -67,16 +67,18 @@ pub fn decode_to_slice<'b>(text: &str, buf: &'b mut [u8]) -> Option<&'b [u8]> {
 /// Decodes `text` into `out`, which holds exactly half as many bytes as `text`.
 fn decode_into(values: &[u8; 256], text: &str, out: &mut [u8]) -> Option<()> {
     let digits = text.as_bytes();
-    if !digits.len().is_multiple_of(2) {
+    if !digits.len().is_multiple_of(2) || out.len() != digits.len() / 2 {
         return None;
     }
     let upper_case_too = values[usize::from(b'A')] != NOT_A_DIGIT;
-    let words = digits.chunks_exact(8);
-    let tail = words.remainder();
-    let (word_out, tail_out) = out.split_at_mut(out.len() - tail.len() / 2);
-    for (four, word) in word_out.chunks_exact_mut(4).zip(words) {
-        let word = u64::from_le_bytes(word.try_into().ok()?);
-        four.copy_from_slice(&decode_word(word, upper_case_too)?.to_le_bytes());
+    let (words, tail) = digits.as_chunks::<8>();
+    let (word_out, tail_out) = out.split_at_mut(words.len() * 4);
+    // Validity is gathered over all words and checked once: no branch per word.
+    let mut invalid_words = 0;
+    for (four, word) in word_out.as_chunks_mut::<4>().0.iter_mut().zip(words) {
+        let (bytes, invalid) = decode_word(u64::from_le_bytes(*word), upper_case_too);
+        invalid_words |= invalid;
+        *four = bytes.to_le_bytes();
     }
     let mut invalid = 0;
     for (byte, pair) in tail_out.iter_mut().zip(tail.chunks_exact(2)) {
@@ -84,12 +86,13 @@ fn decode_into(values: &[u8; 256], text: &str, out: &mut [u8]) -> Option<()> {
         invalid |= high | low;
         *byte = (high << 4) | (low & 0x0f);
     }
-    (invalid & NOT_A_DIGIT == 0).then_some(())
+    (invalid_words == 0 && invalid & NOT_A_DIGIT == 0).then_some(())
 }
 
 /// The four bytes spelled by the eight hex digits of `word` (read little-endian, so the first
-/// digit is the lowest byte); `None` if one is not a digit of the accepted cases.
-fn decode_word(word: u64, upper_case_too: bool) -> Option<u32> {
+/// digit is the lowest byte), and a value that is zero only if all eight are digits of the
+/// accepted cases (the bytes are meaningless otherwise).
+fn decode_word(word: u64, upper_case_too: bool) -> (u32, u64) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     // The high bit of every byte of `word` within `lo..=hi`, for bytes below 0x80 (no carry
@@ -103,16 +106,15 @@ fn decode_word(word: u64, upper_case_too: bool) -> Option<u32> {
     if upper_case_too {
         digits |= in_range(b'A', b'F');
     }
-    if word & HIGHS != 0 || digits != HIGHS {
-        return None;
-    }
+    // A byte at or above 0x80 can fool `in_range`; it is flagged on its own.
+    let invalid = (word & HIGHS) | (digits ^ HIGHS);
     // A digit's value: its low nibble, plus 9 for a letter (bit 6 set).
     let nibbles = (word & (ONES * 0x0f)) + ((word >> 6) & ONES) * 9;
     // Pairs of nibbles into bytes, one per 16-bit lane, then the lanes packed together.
     const EVEN: u64 = 0x00ff_00ff_00ff_00ff;
     let lanes = ((nibbles & EVEN) << 4) | ((nibbles >> 8) & EVEN);
     let halves = (lanes | (lanes >> 8)) & 0x0000_ffff_0000_ffff;
-    Some(((halves | (halves >> 16)) & 0xffff_ffff) as u32)
+    (((halves | (halves >> 16)) & 0xffff_ffff) as u32, invalid)
 }
 
 /// Each byte's two lowercase digits.

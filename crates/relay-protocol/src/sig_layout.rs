@@ -46,20 +46,19 @@ impl SigSpans {
     /// The spans of `text`'s members if it is in the signers' layout (and shorter than 64 KiB).
     pub(crate) fn read(text: &str) -> Option<SigSpans> {
         let bytes = text.as_bytes();
-        let mut at = expect(bytes, 0, br#"{"s":"#)?;
+        // Every span fits a u16 once the whole text does.
+        if bytes.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        let mut at = expect(bytes, 0, br#"{"s":""#)?;
         let s = plain_string(bytes, &mut at)?;
-        at = expect(bytes, at, br#","k":"#)?;
+        at = expect(bytes, at, br#","k":""#)?;
         let k = plain_string(bytes, &mut at)?;
         at = expect(bytes, at, br#","t":"#)?;
-        let digits = bytes
-            .get(at..)?
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let t = decimal(bytes.get(at..at + digits)?)?;
-        at = expect(bytes, at + digits, br#","a":"#)?;
+        let t = decimal(bytes, &mut at)?;
+        at = expect(bytes, at, br#","a":""#)?;
         let a = plain_string(bytes, &mut at)?;
-        at = expect(bytes, at, br#","m":"#)?;
+        at = expect(bytes, at, br#","m":""#)?;
         let m = plain_string(bytes, &mut at)?;
         (at + 1 == bytes.len() && bytes[at] == b'}').then_some(SigSpans { s, k, a, m, t })
     }
@@ -97,15 +96,60 @@ impl SigSpans {
     }
 }
 
-/// The value of ASCII decimal `digits` in the plain form (no leading zeros: JSON has none);
-/// `None` if empty or past `u64::MAX`.
-fn decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+/// The value of the ASCII decimal number at `at` in the plain form (no leading zeros: JSON has
+/// none); moves `at` past it. `None` if there are no digits or the value is past `u64::MAX`.
+///
+/// Signing times have thirteen digits: up to sixteen are read eight at a time (a value below
+/// 10^16 cannot overflow), the rest one by one with checked arithmetic.
+fn decimal(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let rest = bytes.get(*at..)?;
+    let mut value = 0u64;
+    let mut len = 0;
+    while len < 16 {
+        let Some(chunk) = rest.get(len..).and_then(|r| r.first_chunk::<8>()) else {
+            break;
+        };
+        let word = u64::from_le_bytes(*chunk);
+        if leading_digits(word) < 8 {
+            break;
+        }
+        value = value * 100_000_000 + eight_digits(word);
+        len += 8;
+    }
+    while let Some(&digit @ b'0'..=b'9') = rest.get(len) {
+        value = value
+            .checked_mul(10)?
+            .checked_add(u64::from(digit - b'0'))?;
+        len += 1;
+    }
+    if len == 0 || (len > 1 && rest[0] == b'0') {
         return None;
     }
-    digits.iter().try_fold(0u64, |n, d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    *at += len;
+    Some(value)
+}
+
+/// How many of the bytes of `word`, read little-endian (the first byte lowest), are ASCII digits
+/// before the first that is not.
+fn leading_digits(word: u64) -> u32 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of every byte within b'0'..=b'9' (as in `hex`: no carry crosses a byte for
+    // bytes below 0x80, and bytes from 0x80 up are excluded by `!word`).
+    let digits = word.wrapping_add(ONES * u64::from(0x80 - b'0'))
+        & !word.wrapping_add(ONES * u64::from(0x7f - b'9'))
+        & !word
+        & HIGHS;
+    (!digits & HIGHS).trailing_zeros() / 8
+}
+
+/// The value of the eight ASCII digits of `word` (the first digit in the lowest byte).
+fn eight_digits(word: u64) -> u64 {
+    let v = word - 0x3030_3030_3030_3030;
+    // Adjacent digits into two-digit values, those into four-digit ones, then the two halves.
+    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    (v * 10_000 + (v >> 32)) & 0xffff_ffff
 }
 
 /// The index after `literal` if `bytes` holds it at `at`.
@@ -116,20 +160,18 @@ fn expect(bytes: &[u8], at: usize, literal: &[u8]) -> Option<usize> {
         .then_some(at + literal.len())
 }
 
-/// The span of the contents of the string literal at `at` when it holds nothing JSON escapes
-/// ([`needs_json_escape`]); moves `at` past it.
+/// The span of the contents of the string literal whose contents start at `at` (just after its
+/// opening quote) when they hold nothing JSON escapes ([`needs_json_escape`]); moves `at` past
+/// the closing quote. The caller has checked that the text is shorter than 64 KiB.
 fn plain_string(bytes: &[u8], at: &mut usize) -> Option<(u16, u16)> {
-    let start = *at + 1;
-    if bytes.get(*at) != Some(&b'"') {
-        return None;
-    }
+    let start = *at;
     // One pass: the first byte JSON would escape must be the closing quote.
     let end = find_json_escape(bytes, start);
     if bytes.get(end) != Some(&b'"') {
         return None;
     }
     *at = end + 1;
-    span((start, end))
+    Some((start as u16, end as u16))
 }
 
 /// A member's byte range as kept in [`SigSpans`]; `None` past 64 KiB.
@@ -146,17 +188,22 @@ pub fn needs_json_escape(text: &str) -> bool {
 /// The index of the first byte of `bytes` at or after `from` that a JSON string escapes (a
 /// control character, `"` or `\`), or `bytes.len()`. Looks at eight bytes at a time: most
 /// strings hold nothing to escape.
-pub fn find_json_escape(bytes: &[u8], mut from: usize) -> usize {
-    while let Some(rest) = bytes.get(from..).filter(|rest| !rest.is_empty()) {
-        let word = match rest.first_chunk::<8>() {
-            Some(chunk) => u64::from_le_bytes(*chunk),
-            None => tail_word(bytes, rest),
-        };
-        let found = escape_mask(word);
+pub fn find_json_escape(bytes: &[u8], from: usize) -> usize {
+    let Some(rest) = bytes.get(from..) else {
+        return bytes.len();
+    };
+    let (words, tail) = rest.as_chunks::<8>();
+    for (i, word) in words.iter().enumerate() {
+        let found = escape_mask(u64::from_le_bytes(*word));
         if found != 0 {
-            return (from + (found.trailing_zeros() / 8) as usize).min(bytes.len());
+            return from + 8 * i + (found.trailing_zeros() / 8) as usize;
         }
-        from += 8;
+    }
+    if !tail.is_empty() {
+        let found = escape_mask(tail_word(bytes, tail));
+        if found != 0 {
+            return bytes.len() - tail.len() + (found.trailing_zeros() / 8) as usize;
+        }
     }
     bytes.len()
 }
@@ -187,12 +234,14 @@ fn tail_word(bytes: &[u8], rest: &[u8]) -> u64 {
 fn escape_mask(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // High bit set in the bytes of `x` that are zero (the classic SWAR test).
-    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let controls = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    let quotes = zero_bytes(word ^ (ONES * u64::from(b'"')));
-    let backslashes = zero_bytes(word ^ (ONES * u64::from(b'\\')));
-    controls | quotes | backslashes
+    // A byte below 0x20 borrows when 0x20 is taken from it; a byte equal to `"` or `\` becomes
+    // zero when xored with it and then borrows when 1 is taken. Only bytes below 0x80 count,
+    // so one `& !word & HIGHS` serves all three tests (`"` and `\` are below 0x80 too, so
+    // xoring with them leaves the high bit alone).
+    let controls = word.wrapping_sub(ONES * 0x20);
+    let quotes = (word ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES);
+    let backslashes = (word ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
+    (controls | quotes | backslashes) & !word & HIGHS
 }
 
 #[cfg(test)]
@@ -268,6 +317,47 @@ mod tests {
             r#"{"s":"ab","k":"0123456789abcdef","t":17,"a":"ed25519","m":"m1"#,
         ] {
             assert_eq!(SigLayout::read(other), None, "{other}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Eight digits at a time or one by one, numbers are read as `str::parse` reads them,
+        /// whatever follows them.
+        #[test]
+        fn numbers_are_read_as_parse_reads_them(
+            digits in "[0-9]{0,24}",
+            after in "[^0-9]?",
+        ) {
+            let text = format!("{digits}{after}");
+            let mut at = 0;
+            let read = decimal(text.as_bytes(), &mut at);
+            let plain = !digits.is_empty() && (digits.len() == 1 || !digits.starts_with('0'));
+            let expected = digits.parse::<u64>().ok().filter(|_| plain);
+            proptest::prop_assert_eq!(read, expected);
+            if read.is_some() {
+                proptest::prop_assert_eq!(at, digits.len());
+            }
+        }
+    }
+
+    #[test]
+    fn times_up_to_the_largest_u64_are_read_exactly() {
+        for (digits, value) in [
+            ("0", Some(0)),
+            ("1700000000000", Some(1_700_000_000_000)),
+            ("9999999999999999999", Some(9_999_999_999_999_999_999)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("00", None),
+            ("", None),
+        ] {
+            let text = format!("{digits},");
+            let mut at = 0;
+            let read = decimal(text.as_bytes(), &mut at);
+            assert_eq!(read, value, "{digits}");
+            if read.is_some() {
+                assert_eq!(at, digits.len(), "{digits}");
+            }
         }
     }
 }

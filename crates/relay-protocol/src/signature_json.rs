@@ -21,6 +21,25 @@ pub struct SignatureJson {
     spans: Option<SigSpans>,
 }
 
+/// The `s` member as [`SignatureJson::write_with`] is given it.
+#[derive(Clone, Copy)]
+enum Member<'a> {
+    /// Text, escaped if it needs to be.
+    Text(&'a str),
+    /// Bytes, written as lowercase hex (which never needs escapes).
+    Hex(&'a [u8]),
+}
+
+impl Member<'_> {
+    /// The length of the member's value as written unescaped.
+    fn len(self) -> usize {
+        match self {
+            Member::Text(text) => text.len(),
+            Member::Hex(bytes) => 2 * bytes.len(),
+        }
+    }
+}
+
 impl SignatureJson {
     /// A `_sig` read by a JSON parser (any valid JSON value).
     pub fn from_raw(raw: Box<RawValue>) -> SignatureJson {
@@ -62,32 +81,62 @@ impl SignatureJson {
     /// the key id, `t` the signing time, `a` the algorithm's name, `m` the signed message id.
     /// A string that JSON would have to escape is written escaped, outside the layout.
     pub fn write(s: &str, k: &str, t: u64, a: &str, m: &str) -> SignatureJson {
-        let mut text = String::with_capacity(48 + s.len() + k.len() + a.len() + m.len());
-        let mut plain = true;
+        SignatureJson::write_with(Member::Text(s), k, t, a, m)
+    }
+
+    /// [`write`](Self::write) for a signature given as its bytes, which are written as
+    /// lowercase hex straight into the text (a signer need not spell them out first).
+    pub fn write_signature(signature: &[u8], k: &str, t: u64, a: &str, m: &str) -> SignatureJson {
+        SignatureJson::write_with(Member::Hex(signature), k, t, a, m)
+    }
+
+    fn write_with(s: Member<'_>, k: &str, t: u64, a: &str, m: &str) -> SignatureJson {
+        let mut digits = itoa::Buffer::new();
+        let t_text = digits.format(t);
+        let strings = [k, a, m];
+        let plain = !strings.iter().any(|v| crate::needs_json_escape(v))
+            && !matches!(s, Member::Text(text) if crate::needs_json_escape(text));
+        // The exact length when nothing is escaped, so that the text is never reallocated, not
+        // even when it is boxed: `{"s":"…","k":"…","t":…,"a":"…","m":"…"}`.
+        let len = r#"{"s":"","k":"","t":,"a":"","m":""}"#.len()
+            + s.len()
+            + t_text.len()
+            + strings.iter().map(|v| v.len()).sum::<usize>();
+        let mut text = String::with_capacity(len);
         // The span of the value written, when it needed no escapes.
-        let mut member = |text: &mut String, name: &str, value: &str| {
+        let member = |text: &mut String, name: &str, value: Member<'_>| {
             text.push_str(name);
-            if crate::needs_json_escape(value) {
-                plain = false;
-                // Serialising a string into a String cannot fail.
-                text.push_str(&serde_json::to_string(value).unwrap_or_default());
-                (0, 0)
-            } else {
-                text.push('"');
-                let start = text.len();
-                text.push_str(value);
-                let end = text.len();
-                text.push('"');
-                (start, end)
+            match value {
+                Member::Text(value) if !plain => {
+                    // Serialising a string into a String cannot fail.
+                    text.push_str(&serde_json::to_string(value).unwrap_or_default());
+                    (0, 0)
+                }
+                value => {
+                    text.push('"');
+                    let start = text.len();
+                    match value {
+                        Member::Text(value) => text.push_str(value),
+                        Member::Hex(bytes) => crate::hex::encode_into(bytes, text),
+                    }
+                    let end = text.len();
+                    text.push('"');
+                    (start, end)
+                }
             }
         };
         let s = member(&mut text, r#"{"s":"#, s);
-        let k = member(&mut text, r#","k":"#, k);
+        let k = member(&mut text, r#","k":"#, Member::Text(k));
         text.push_str(r#","t":"#);
-        text.push_str(itoa::Buffer::new().format(t));
-        let a = member(&mut text, r#","a":"#, a);
-        let m = member(&mut text, r#","m":"#, m);
+        text.push_str(t_text);
+        let a = member(&mut text, r#","a":"#, Member::Text(a));
+        let m = member(&mut text, r#","m":"#, Member::Text(m));
         text.push('}');
+        debug_assert!(
+            !plain || text.len() == len,
+            "reserved {len}, wrote {}",
+            text.len()
+        );
         let spans = plain
             .then(|| SigSpans::from_offsets(s, k, a, m, t))
             .flatten();
@@ -195,6 +244,24 @@ mod tests {
         assert_eq!(
             SignatureJson::write("", "", 0, "", "").get(),
             r#"{"s":"","k":"","t":0,"a":"","m":""}"#
+        );
+    }
+
+    #[test]
+    fn signature_bytes_are_written_as_their_hex_with_nothing_reallocated() {
+        let bytes = [0x00, 0x9f, 0xab, 0xff];
+        for m in ["m-1", "m\"1\n"] {
+            let from_bytes = SignatureJson::write_signature(&bytes, "k1", 42, "ed25519", m);
+            let from_hex = SignatureJson::write("009fabff", "k1", 42, "ed25519", m);
+            assert_eq!(from_bytes.get(), from_hex.get());
+            assert_eq!(from_bytes.spans, from_hex.spans);
+        }
+        // (`write_with` asserts in debug builds that the length it reserved is the length it
+        // wrote.)
+        let sig = SignatureJson::write_signature(&bytes, "k1", 1_700_000_000_000, "a", "m");
+        assert_eq!(
+            sig.get(),
+            r#"{"s":"009fabff","k":"k1","t":1700000000000,"a":"a","m":"m"}"#
         );
     }
 

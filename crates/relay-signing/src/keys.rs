@@ -240,6 +240,21 @@ impl Ed25519Verifying {
     }
 }
 
+/// Signature bytes as [`SigningKey::sign_raw`] returns them: 32 for HMAC-SHA256, 64 for
+/// Ed25519.
+#[derive(Clone, Copy)]
+pub struct RawSignature {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl RawSignature {
+    /// The signature.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// A key that can sign.
 #[derive(Clone, Debug)]
 pub enum SigningKey {
@@ -268,10 +283,22 @@ impl SigningKey {
 
     /// Signs `message`, returning the raw signature bytes.
     pub fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
-        match self {
-            SigningKey::Hmac(k) => k.sign(message).to_vec(),
-            SigningKey::Ed25519(k) => k.sign(message).to_vec(),
-        }
+        self.sign_raw(message).as_slice().to_vec()
+    }
+
+    /// Signs `message`; the signature is held without an allocation.
+    pub fn sign_raw(&self, message: &[u8]) -> RawSignature {
+        let mut raw = RawSignature {
+            bytes: [0; 64],
+            len: 0,
+        };
+        let signature: &[u8] = match self {
+            SigningKey::Hmac(k) => &k.sign(message),
+            SigningKey::Ed25519(k) => &k.sign(message),
+        };
+        raw.bytes[..signature.len()].copy_from_slice(signature);
+        raw.len = signature.len();
+        raw
     }
 
     /// The key that verifies this key's signatures.

@@ -60,8 +60,8 @@ mod verify;
 
 pub use error::{CanonicalError, KeyError, KeystoreError, Replay, VerifyError};
 pub use keys::{
-    ed25519_key_id, hmac_key_id, Ed25519Signing, Ed25519Verifying, HmacKey, SigningKey, VerifyKey,
-    HMAC_KEY_ID_MESSAGE, KEY_ID_LEN,
+    ed25519_key_id, hmac_key_id, Ed25519Signing, Ed25519Verifying, HmacKey, RawSignature,
+    SigningKey, VerifyKey, HMAC_KEY_ID_MESSAGE, KEY_ID_LEN,
 };
 pub use keystore::{
     validate_key_name, KeyFile, KeyRing, KeySummary, Keystore, PublicKeyExport, PublicRetiredKey,
@@ -71,5 +71,6 @@ pub use message::{original_target, signed_type, signing_bytes_for, SignedFields,
 pub use replay::{ReplayCache, ReplayEntry, DEFAULT_REPLAY_CAPACITY};
 pub use signature::{Algorithm, Signature, SignatureRef, UnknownAlgorithm};
 pub use verify::{
-    sign, verify, verify_delivered, KeyLookup, KeyStatus, SharedSecret, DEFAULT_WINDOW_MS,
+    sign, sign_into, verify, verify_delivered, KeyLookup, KeyStatus, SharedSecret,
+    DEFAULT_WINDOW_MS,
 };

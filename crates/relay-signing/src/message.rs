@@ -8,6 +8,8 @@
 //! the DELIVER's own `id`) are not signed, so the daemon can forward a
 //! signed SEND as DELIVERs without breaking it.
 
+use std::cell::RefCell;
+
 use relay_protocol::{Envelope, MessageType};
 
 use crate::canonical;
@@ -16,6 +18,9 @@ use crate::signature::{Algorithm, SignatureRef};
 
 /// [`DOMAIN_TAG`] as text.
 const DOMAIN_TAG_STR: &str = "agent-relay-sig-v1\n";
+
+/// The largest buffer [`SignedFields::with_signing_bytes`] keeps for the next message.
+const MAX_KEPT_SCRATCH: usize = 64 * 1024;
 
 /// Prefix of every signed byte string: binds the bytes to this protocol and
 /// format version.
@@ -62,6 +67,33 @@ impl SignedFields<'_> {
         Ok(out.into_bytes())
     }
 
+    /// Calls `use_bytes` with the [signed bytes](Self::signing_bytes), written into a buffer
+    /// this thread keeps for the purpose: signing and checking every message would otherwise
+    /// allocate and free one buffer each.
+    pub fn with_signing_bytes<R>(
+        &self,
+        use_bytes: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, CanonicalError> {
+        thread_local! {
+            static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        SCRATCH.with(|scratch| {
+            // Taken out rather than borrowed, so that a `use_bytes` that signs again on this
+            // thread (none does) would find an empty buffer instead of a borrow panic.
+            let mut out = scratch.take();
+            out.clear();
+            out.reserve(DOMAIN_TAG_STR.len() + self.size_hint());
+            out.push_str(DOMAIN_TAG_STR);
+            let written = self.write_canonical(&mut out);
+            let result = written.map(|()| use_bytes(out.as_bytes()));
+            // A rare huge payload must not pin its buffer for the thread's lifetime.
+            if out.capacity() <= MAX_KEPT_SCRATCH {
+                scratch.replace(out);
+            }
+            result
+        })
+    }
+
     fn size_hint(&self) -> usize {
         // The member names, quotes and separators, `a` and `t` take under 128 bytes.
         128 + self.key_id.len()
@@ -78,9 +110,11 @@ impl SignedFields<'_> {
     /// fixed and ASCII, so their UTF-16 order is plain byte order:
     /// a < from < k < m < payload < payload_meta < t < to < topic < type.
     fn write_canonical(&self, out: &mut String) -> Result<(), CanonicalError> {
-        out.push_str("{\"a\":");
-        canonical::write_string(self.algorithm.as_str(), out);
-        out.push_str(",\"from\":");
+        // The algorithm's and the type's names are fixed ASCII words that need no escapes.
+        out.push_str(match self.algorithm {
+            Algorithm::HmacSha256 => "{\"a\":\"hmac-sha256\",\"from\":",
+            Algorithm::Ed25519 => "{\"a\":\"ed25519\",\"from\":",
+        });
         canonical::write_string(self.from, out);
         out.push_str(",\"k\":");
         canonical::write_string(self.key_id, out);
@@ -94,7 +128,7 @@ impl SignedFields<'_> {
         }
         out.push_str(",\"t\":");
         // As a JavaScript signer sees it: a double (exact below 2^53).
-        canonical::write_number(self.t as f64, out)?;
+        canonical::write_u64(self.t, out);
         if let Some(to) = self.to {
             out.push_str(",\"to\":");
             canonical::write_string(to, out);
@@ -136,6 +170,24 @@ pub fn signing_bytes_for<'s>(
     sig: impl Into<SignatureRef<'s>>,
 ) -> Result<Vec<u8>, CanonicalError> {
     let sig = sig.into();
+    with_signing_bytes_for(
+        env,
+        signer,
+        original_to,
+        (sig.a, &sig.k, sig.t, &sig.m),
+        <[u8]>::to_vec,
+    )
+}
+
+/// [`signing_bytes_for`] lent to `use_bytes` instead of returned (see
+/// [`SignedFields::with_signing_bytes`]); the header is given as `(a, k, t, m)`.
+pub(crate) fn with_signing_bytes_for<R>(
+    env: &Envelope,
+    signer: &str,
+    original_to: Option<&str>,
+    (algorithm, key_id, t, m): (Algorithm, &str, u64, &str),
+    use_bytes: impl FnOnce(&[u8]) -> R,
+) -> Result<R, CanonicalError> {
     let meta = match &env.payload_meta {
         Some(meta) => {
             Some(serde_json::to_string(meta).map_err(|e| CanonicalError::NotJson(e.to_string()))?)
@@ -143,10 +195,10 @@ pub fn signing_bytes_for<'s>(
         None => None,
     };
     SignedFields {
-        algorithm: sig.a,
-        key_id: &sig.k,
-        t: sig.t,
-        m: &sig.m,
+        algorithm,
+        key_id,
+        t,
+        m,
         msg_type: signed_type(&env.msg_type),
         from: signer,
         to: original_to,
@@ -154,7 +206,7 @@ pub fn signing_bytes_for<'s>(
         payload: env.payload.get(),
         payload_meta: meta.as_deref(),
     }
-    .signing_bytes()
+    .with_signing_bytes(use_bytes)
 }
 
 /// The target a signature over `env` covers: `delivery.originalTo` when the

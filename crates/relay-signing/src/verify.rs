@@ -1,10 +1,10 @@
 //! Signing envelopes and verifying their signatures.
 
-use relay_protocol::Envelope;
+use relay_protocol::{Envelope, SignatureJson};
 
 use crate::error::{CanonicalError, VerifyError};
-use crate::keys::{HmacKey, SigningKey, VerifyKey};
-use crate::message::signing_bytes_for;
+use crate::keys::{HmacKey, RawSignature, SigningKey, VerifyKey};
+use crate::message::with_signing_bytes_for;
 use crate::signature::{Signature, SignatureRef};
 
 /// The replay window of PROTOCOL.md §11: `|now - t|` may be at most 300 s.
@@ -102,16 +102,47 @@ pub fn sign(
     key: &SigningKey,
     now_ms: u64,
 ) -> Result<Signature, CanonicalError> {
-    let mut sig = Signature {
-        s: String::new(),
+    let signature = signature_over(env, signer, key, now_ms)?;
+    Ok(Signature {
+        s: relay_protocol::hex::encode(signature.as_slice()),
         k: key.key_id().to_string(),
         t: now_ms,
         a: key.algorithm(),
         m: env.id.clone(),
-    };
-    let bytes = signing_bytes_for(env, signer, env.to.as_deref(), &sig)?;
-    sig.s = relay_protocol::hex::encode(&key.sign_bytes(&bytes));
-    Ok(sig)
+    })
+}
+
+/// Signs `env` as agent `signer` at `now_ms` and sets its `_sig`: [`sign`] and
+/// [`Signature::attach_to`] in one step, without the intermediate [`Signature`] (what a client
+/// does for every message it sends).
+pub fn sign_into(
+    env: &mut Envelope,
+    signer: &str,
+    key: &SigningKey,
+    now_ms: u64,
+) -> Result<(), CanonicalError> {
+    let signature = signature_over(env, signer, key, now_ms)?;
+    env.sig = Some(SignatureJson::write_signature(
+        signature.as_slice(),
+        key.key_id(),
+        now_ms,
+        key.algorithm().as_str(),
+        &env.id,
+    ));
+    Ok(())
+}
+
+/// The signature of `env` by `signer` with `key` at `now_ms`.
+fn signature_over(
+    env: &Envelope,
+    signer: &str,
+    key: &SigningKey,
+    now_ms: u64,
+) -> Result<RawSignature, CanonicalError> {
+    let header = (key.algorithm(), key.key_id(), now_ms, env.id.as_str());
+    with_signing_bytes_for(env, signer, env.to.as_deref(), header, |bytes| {
+        key.sign_raw(bytes)
+    })
 }
 
 /// Verifies a signature on ingress (the daemon receiving a SEND).
@@ -224,9 +255,12 @@ fn check(
             actual: key.algorithm().as_str(),
         });
     }
-    let bytes = signing_bytes_for(env, signer, original_to, sig)
-        .map_err(|e| VerifyError::Malformed(e.to_string()))?;
-    if key.verify(&bytes, signature) {
+    let header = (sig.a, sig.k.as_ref(), sig.t, sig.m.as_ref());
+    let valid = with_signing_bytes_for(env, signer, original_to, header, |bytes| {
+        key.verify(bytes, signature)
+    })
+    .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    if valid {
         Ok(())
     } else {
         Err(VerifyError::BadSignature)
@@ -283,6 +317,30 @@ mod tests {
             ),
             Err(VerifyError::UnknownKey { .. })
         ));
+    }
+
+    #[test]
+    fn signing_in_place_attaches_what_sign_returns() {
+        let hmac: SigningKey = HmacKey::from_secret("s3cret").into();
+        let ed25519: SigningKey = Ed25519Signing::generate().unwrap().into();
+        for key in [hmac, ed25519] {
+            for id in ["m-1", "needs \"escapes\"\n"] {
+                let mut env = send();
+                env.id = id.to_string();
+                let mut expected = env.clone();
+                sign(&env, "Alice", &key, NOW)
+                    .unwrap()
+                    .attach_to(&mut expected);
+                sign_into(&mut env, "Alice", &key, NOW).unwrap();
+                assert_eq!(env.sig, expected.sig, "{} {id:?}", key.algorithm());
+                let keys = One(KeyStatus::Active(key.verify_key()));
+                let sig = SignatureRef::from_json(env.sig.as_ref().unwrap()).unwrap();
+                assert_eq!(
+                    verify(&env, "Alice", Some("Bob"), sig, &keys, NOW, 1000),
+                    Ok(())
+                );
+            }
+        }
     }
 
     #[test]

@@ -151,10 +151,8 @@ impl Signer {
 
     /// Signs `env` now as this agent and attaches `_sig`.
     pub fn sign(&self, env: &mut Envelope) -> anyhow::Result<()> {
-        relay_signing::sign(env, &self.agent, &self.key, relay_protocol::now_ms())
-            .context("cannot sign a benchmark message")?
-            .attach_to(env);
-        Ok(())
+        relay_signing::sign_into(env, &self.agent, &self.key, relay_protocol::now_ms())
+            .context("cannot sign a benchmark message")
     }
 }
 

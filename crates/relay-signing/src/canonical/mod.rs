@@ -116,6 +116,17 @@ pub fn write_number(value: f64, out: &mut String) -> Result<(), CanonicalError> 
     Ok(())
 }
 
+/// Appends `value` as ECMAScript prints the double nearest to it: [`write_number`] for an
+/// integer, without the trip through floating point below 2^53, where the double is exact.
+pub fn write_u64(value: u64, out: &mut String) {
+    if (value as f64) < MAX_EXACT_INTEGER {
+        out.push_str(itoa::Buffer::new().format(value));
+    } else {
+        // Finite, so this cannot fail.
+        let _ = write_number(value as f64, out);
+    }
+}
+
 /// Appends `s` as a canonical JSON string literal.
 pub fn write_string(s: &str, out: &mut String) {
     out.push('"');
@@ -420,6 +431,27 @@ mod tests {
         );
         assert_eq!(format_number(1e21).unwrap(), "1e+21");
         assert_eq!(format_number(0.5).unwrap(), "0.5");
+    }
+
+    #[test]
+    fn unsigned_integers_print_as_their_nearest_double() {
+        for value in [
+            0,
+            7,
+            1_700_000_000_000,
+            (1 << 53) - 1,
+            1 << 53,
+            (1 << 53) + 1,
+            u64::MAX,
+        ] {
+            let (mut ours, mut general) = (String::new(), String::new());
+            write_u64(value, &mut ours);
+            write_number(value as f64, &mut general).unwrap();
+            assert_eq!(ours, general, "{value}");
+        }
+        let mut big = String::new();
+        write_u64((1 << 53) + 1, &mut big);
+        assert_eq!(big, "9007199254740992");
     }
 
     #[test]
