@@ -1,4 +1,4 @@
-//! Finding the bytes a JSON string must escape (`"`, `\\` and the control characters), the one
+//! Finding the bytes a JSON string must escape (`"`, `\` and the control characters), the one
 //! scan every signed message's strings go through: `_sig`'s members when it is read and written,
 //! the payload and header strings when its canonical bytes are made.
 
