@@ -38,13 +38,6 @@ pub fn decode_array<const N: usize>(text: &str) -> Option<[u8; N]> {
     decode(text)?.try_into().ok()
 }
 
-/// Appends the bytes of `text` to `out` if it is lowercase hex of even length; otherwise
-/// leaves `out` as it was and returns `None`. For text that must come back exactly as it was
-/// written from the bytes alone.
-pub fn decode_lowercase_into(text: &str, out: &mut Vec<u8>) -> Option<()> {
-    decode_with(&LOWERCASE, text, out)
-}
-
 fn decode_with(values: &[u8; 256], text: &str, out: &mut Vec<u8>) -> Option<()> {
     let start = out.len();
     out.resize(start + text.len() / 2, 0);
@@ -62,6 +55,14 @@ pub fn decode_to_slice<'b>(text: &str, buf: &'b mut [u8]) -> Option<&'b [u8]> {
     let out = buf.get_mut(..text.len() / 2)?;
     decode_into(&ANY_CASE, text, out)?;
     Some(out)
+}
+
+/// Decodes lowercase hex into `out`, which must hold exactly half as many bytes as `text` has
+/// digits; `None` (with `out` in an unspecified state) if it does not, or on a byte that is not
+/// a lowercase hex digit. For text that must come back exactly as it was written from the bytes
+/// alone.
+pub fn decode_lowercase_to_slice(text: &str, out: &mut [u8]) -> Option<()> {
+    decode_into(&LOWERCASE, text, out)
 }
 
 /// Decodes `text` into `out`, which holds exactly half as many bytes as `text`.
@@ -213,8 +214,8 @@ mod tests {
                 text.as_bytes().chunks(2).map(|p| Some(value(p[0])? << 4 | value(p[1])?)).collect()
             };
             proptest::prop_assert_eq!(decode(&text), plain(false));
-            let mut out = vec![9];
-            let lower = decode_lowercase_into(&text, &mut out).map(|()| out[1..].to_vec());
+            let mut out = vec![9; text.len() / 2];
+            let lower = decode_lowercase_to_slice(&text, &mut out).map(|()| out.clone());
             proptest::prop_assert_eq!(lower, plain(true));
             if let Some(bytes) = plain(false) {
                 proptest::prop_assert_eq!(decode(&encode(&bytes)), Some(bytes));
@@ -223,13 +224,14 @@ mod tests {
     }
 
     #[test]
-    fn lowercase_decoding_refuses_upper_case_and_leaves_the_output_alone() {
-        let mut out = vec![7];
-        assert_eq!(decode_lowercase_into("00abff", &mut out), Some(()));
-        assert_eq!(out, [7, 0x00, 0xab, 0xff]);
-        assert_eq!(decode_lowercase_into("00ABFF", &mut out), None);
-        assert_eq!(decode_lowercase_into("0a1", &mut out), None);
-        assert_eq!(decode_lowercase_into("0a:1", &mut out), None);
-        assert_eq!(out, [7, 0x00, 0xab, 0xff], "unchanged by a refusal");
+    fn lowercase_decoding_refuses_upper_case_and_a_wrong_length() {
+        let mut out = [7; 3];
+        assert_eq!(decode_lowercase_to_slice("00abff", &mut out), Some(()));
+        assert_eq!(out, [0x00, 0xab, 0xff]);
+        assert_eq!(decode_lowercase_to_slice("00ABFF", &mut out), None);
+        assert_eq!(decode_lowercase_to_slice("0a1", &mut out), None);
+        assert_eq!(decode_lowercase_to_slice("0a:1", &mut out), None);
+        assert_eq!(decode_lowercase_to_slice("00ab", &mut out), None);
+        assert_eq!(decode_lowercase_to_slice("00abff00", &mut out), None);
     }
 }

@@ -15,7 +15,8 @@
 //! - [`SignatureJson`]: an envelope's `_sig`, its JSON text kept as written; [`SigLayout`]: `_sig`
 //!   in the layout signers write, read without a JSON parser.
 //! - [`hex`]: the hex text of signatures and key ids (encoding, and decoding of either case or
-//!   lowercase only).
+//!   lowercase only); [`find_json_escape`]: the word-at-a-time search for bytes a JSON string
+//!   must escape, shared by the `_sig` reader and writer and the signers' canonicaliser.
 //!
 //! Optional fields are omitted on the wire, never sent as `null`; unknown fields inside
 //! `payload.data` and `payload_meta` are preserved.

@@ -14,7 +14,8 @@
 //!
 //! * [`canonical`]: RFC 8785 JCS over `serde_json::Value`, with a strict
 //!   parser that refuses duplicate member names.
-//! * [`sign`], [`verify`] (daemon ingress: id binding and time window) and
+//! * [`sign`] (or [`sign_into`], which attaches `_sig` in the same step, as clients do for
+//!   every message), [`verify`] (daemon ingress: id binding and time window) and
 //!   [`verify_delivered`] (recipients), with keys found through a
 //!   [`KeyLookup`]: a [`SharedSecret`], a [`Keystore`] directory, a
 //!   [`KeyRing`] snapshot, or a pair of them tried in turn.

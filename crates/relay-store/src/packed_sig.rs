@@ -39,12 +39,12 @@ const FIXED_LEN: usize = 1 + 8 + 8 + 1;
 /// module docs and must be stored as it is. `source_id` is the row's `source_id`.
 #[cfg(test)]
 fn pack(text: &str, source_id: Option<&str>) -> Option<Vec<u8>> {
-    pack_layout(SigLayout::read(text)?, source_id)
+    pack_layout(SigLayout::read(text)?, source_id).map(|blob| blob.as_slice().to_vec())
 }
 
 /// The packed form of a signature in the signers' layout (its members as the frame's reader
 /// found them), or `None` when they do not fit the packed form.
-pub(crate) fn pack_layout(layout: SigLayout<'_>, source_id: Option<&str>) -> Option<Vec<u8>> {
+pub(crate) fn pack_layout(layout: SigLayout<'_>, source_id: Option<&str>) -> Option<Blob> {
     let SigLayout { s, k, t, a, m } = layout;
     let algorithm = match a {
         "hmac-sha256" => HMAC_SHA256,
@@ -57,18 +57,58 @@ pub(crate) fn pack_layout(layout: SigLayout<'_>, source_id: Option<&str>) -> Opt
     }
     // `SigLayout`'s strings need no escaping: `m` is written back between quotes as it is.
     let m_is_source = source_id == Some(m);
-
-    let mut out =
-        Vec::with_capacity(FIXED_LEN + s.len() / 2 + if m_is_source { 0 } else { m.len() });
-    out.push(FORMAT_V1 | algorithm | if m_is_source { M_IS_SOURCE_ID } else { 0 });
-    out.extend_from_slice(&t.to_be_bytes());
-    hex::decode_lowercase_into(k, &mut out)?;
-    out.push((s.len() / 2) as u8);
-    hex::decode_lowercase_into(s, &mut out)?;
+    let s_len = s.len() / 2;
+    let mut blob = Blob::zeroed(FIXED_LEN + s_len + if m_is_source { 0 } else { m.len() });
+    let out = blob.as_mut_slice();
+    out[0] = FORMAT_V1 | algorithm | if m_is_source { M_IS_SOURCE_ID } else { 0 };
+    out[1..9].copy_from_slice(&t.to_be_bytes());
+    hex::decode_lowercase_to_slice(k, &mut out[9..17])?;
+    out[17] = s_len as u8;
+    hex::decode_lowercase_to_slice(s, &mut out[FIXED_LEN..FIXED_LEN + s_len])?;
     if !m_is_source {
-        out.extend_from_slice(m.as_bytes());
+        out[FIXED_LEN + s_len..].copy_from_slice(m.as_bytes());
     }
-    Some(out)
+    Some(blob)
+}
+
+/// A packed signature, held without an allocation when it is short (as it is unless `m` must
+/// be kept): the storage thread packs one per signed row.
+pub(crate) enum Blob {
+    Inline {
+        bytes: [u8; INLINE_BLOB],
+        len: usize,
+    },
+    Heap(Vec<u8>),
+}
+
+/// The longest blob held inline: an Ed25519 signature (64 bytes) with `m` elided takes 82.
+const INLINE_BLOB: usize = 96;
+
+impl Blob {
+    fn zeroed(len: usize) -> Blob {
+        if len <= INLINE_BLOB {
+            Blob::Inline {
+                bytes: [0; INLINE_BLOB],
+                len,
+            }
+        } else {
+            Blob::Heap(vec![0; len])
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Blob::Inline { bytes, len } => &bytes[..*len],
+            Blob::Heap(bytes) => bytes,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        match self {
+            Blob::Inline { bytes, len } => &mut bytes[..*len],
+            Blob::Heap(bytes) => bytes,
+        }
+    }
 }
 
 /// The fields of a packed signature, borrowed from the blob (and the row's `source_id`).
@@ -172,6 +212,18 @@ mod tests {
         assert_eq!(unpack(&packed, None).as_deref(), Some(HMAC));
         let packed = pack(HMAC, None).unwrap();
         assert_eq!(unpack(&packed, None).as_deref(), Some(HMAC));
+    }
+
+    #[test]
+    fn a_long_kept_id_packs_beyond_the_inline_room() {
+        let m = "m".repeat(200);
+        let text = HMAC.replace("3f1c2a9e-1b7d-4c55-9a0e-2d6f8b1c4e7a", &m);
+        let blob = pack_layout(SigLayout::read(&text).unwrap(), None).unwrap();
+        assert!(matches!(blob, Blob::Heap(_)));
+        assert_eq!(blob.as_slice().len(), FIXED_LEN + 32 + 200);
+        assert_eq!(unpack(blob.as_slice(), None), Some(text));
+        let short = pack_layout(SigLayout::read(HMAC).unwrap(), None).unwrap();
+        assert!(matches!(short, Blob::Inline { .. }));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
+use rusqlite::ToSql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::backend::Backend;
@@ -544,7 +545,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
                 m.source_id,
                 m.sig
                     .as_ref()
-                    .map(|sig| signature_param(sig, m.source_id.as_deref())),
+                    .map(|sig| SignatureParam::new(sig, m.source_id.as_deref())),
                 m.attempts,
                 m.last_error,
             ])?;
@@ -774,15 +775,32 @@ fn json_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json:
     }))
 }
 
-/// The signature column's value for a row whose `source_id` is `source_id`: packed when the
-/// text allows (see [`packed_sig`]), else the text.
-fn signature_param<'a>(sig: &'a SignatureJson, source_id: Option<&str>) -> ToSqlOutput<'a> {
-    match sig
-        .layout()
-        .and_then(|layout| packed_sig::pack_layout(layout, source_id))
-    {
-        Some(blob) => ToSqlOutput::Owned(SqlValue::Blob(blob)),
-        None => ToSqlOutput::Borrowed(ValueRef::Text(sig.get().as_bytes())),
+/// The signature column's value for a row: packed when the text allows (see [`packed_sig`]),
+/// else the text.
+enum SignatureParam<'a> {
+    Packed(packed_sig::Blob),
+    Text(&'a str),
+}
+
+impl<'a> SignatureParam<'a> {
+    /// For a row whose `source_id` is `source_id`.
+    fn new(sig: &'a SignatureJson, source_id: Option<&str>) -> SignatureParam<'a> {
+        match sig
+            .layout()
+            .and_then(|layout| packed_sig::pack_layout(layout, source_id))
+        {
+            Some(blob) => SignatureParam::Packed(blob),
+            None => SignatureParam::Text(sig.get()),
+        }
+    }
+}
+
+impl ToSql for SignatureParam<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            SignatureParam::Packed(blob) => ValueRef::Blob(blob.as_slice()),
+            SignatureParam::Text(text) => ValueRef::Text(text.as_bytes()),
+        }))
     }
 }
 
