@@ -97,6 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 BenchKind::Latency(a) => rt.block_on(bench::latency::run(&ctx, &a)),
                 BenchKind::Throughput(a) => rt.block_on(bench::throughput::run(&ctx, &a)),
                 BenchKind::Fanout(a) => rt.block_on(bench::fanout::run(&ctx, &a)),
+                BenchKind::Signing(a) => rt.block_on(bench::signing::run(&ctx, &a)),
             }
         }
     }

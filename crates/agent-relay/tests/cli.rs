@@ -20,6 +20,7 @@ const COMMANDS: &[&[&str]] = &[
     &["bench", "latency"],
     &["bench", "throughput"],
     &["bench", "fanout"],
+    &["bench", "signing"],
 ];
 
 #[test]
@@ -59,6 +60,7 @@ fn data_commands_have_json() {
         &["bench", "latency"],
         &["bench", "throughput"],
         &["bench", "fanout"],
+        &["bench", "signing"],
     ] {
         let mut args = cmd.to_vec();
         args.push("--help");
@@ -80,6 +82,8 @@ fn usage_errors_exit_2() {
         &["history", "--limit", "many"],
         &["-c", "missing-dot", "status"],
         &["bench", "throughput", "--pairs", "0"],
+        &["bench", "signing", "--rounds", "0"],
+        &["bench", "signing", "--sign", "rsa"],
     ] {
         let out = agent_relay(project.path(), args);
         assert_eq!(

@@ -46,7 +46,7 @@ fn keys_and_every_subcommand_have_help_with_examples() {
     }
     let rotate = text(&agent_relay(project.path(), &["keys", "rotate", "--help"]).stdout);
     assert!(rotate.contains("--overlap"), "{rotate}");
-    for bench in ["latency", "throughput"] {
+    for bench in ["latency", "throughput", "signing"] {
         let help = text(&agent_relay(project.path(), &["bench", bench, "--help"]).stdout);
         assert!(
             help.contains("--sign"),

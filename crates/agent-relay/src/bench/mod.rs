@@ -1,4 +1,5 @@
-//! `agent-relay bench`: measurements against a running daemon.
+//! `agent-relay bench`: measurements against a running daemon (`signing` starts daemons of
+//! its own, to compare configurations).
 //!
 //! The benchmarks speak raw frames over their own Unix sockets instead of using
 //! `relay-client`, so that what they measure is the daemon, not client overhead.
@@ -6,6 +7,7 @@
 pub mod fanout;
 pub mod latency;
 mod raw;
+pub mod signing;
 pub mod throughput;
 
 use std::collections::HashMap;

@@ -64,7 +64,129 @@ struct ReceiverStats {
     last_at: Option<Instant>,
 }
 
+/// What one throughput run found.
+pub struct Outcome {
+    pub pairs: u64,
+    pub per_pair: u64,
+    pub size: usize,
+    pub window: u64,
+    pub expected: u64,
+    sent: SenderStats,
+    got: ReceiverStats,
+    pub elapsed: Duration,
+    /// Unique deliveries per second.
+    pub rate: f64,
+    pub losses: u64,
+    /// CPU time per message in µs: (daemon, bench client), when the daemon reports its own.
+    pub cpu_us: Option<(f64, f64)>,
+    /// The algorithm and key kind the messages were signed with (`--sign`).
+    pub signed: Option<String>,
+    /// The command line that repeats the run.
+    pub command: String,
+}
+
+impl Outcome {
+    /// Every message arrived exactly once.
+    pub fn clean(&self) -> bool {
+        self.losses == 0 && self.got.duplicate_ids == 0 && self.got.duplicate_seqs == 0
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let round2 = |v: f64| (v * 100.0).round() / 100.0;
+        json!({
+            "bench": "throughput",
+            "pairs": self.pairs,
+            "messages_per_pair": self.per_pair,
+            "size": self.size,
+            "window": self.window,
+            "expected": self.expected,
+            "sent": self.sent.sent,
+            "delivered_unique": self.got.unique,
+            "elapsed_ms": self.elapsed.as_millis() as u64,
+            "messages_per_sec": self.rate.round(),
+            "duplicates_by_id": self.got.duplicate_ids,
+            "duplicates_by_seq": self.got.duplicate_seqs,
+            "losses": self.losses,
+            "busy": self.sent.busy,
+            "nack": self.sent.nack,
+            "rate_limited": self.sent.rate_limited,
+            "resent": self.sent.resent,
+            "errors": self.sent.errors,
+            "unexpected": self.got.unexpected,
+            "stalled": self.sent.stalled,
+            "signed": self.signed,
+            "cpu_us_per_message": self.cpu_us.map(|(daemon, client)| {
+                json!({"daemon": round2(daemon), "client": round2(client)})
+            }),
+            "command": self.command,
+        })
+    }
+
+    fn print_text(&self) {
+        let (pairs, per_pair, expected) = (self.pairs, self.per_pair, self.expected);
+        let signing = match &self.signed {
+            Some(signed) => format!(", every message signed with {signed}"),
+            None => String::new(),
+        };
+        println!(
+            "bench throughput: {pairs} pairs x {per_pair} messages, {}-byte bodies, window {}{signing}",
+            self.size, self.window
+        );
+        println!(
+            "  delivered     {} of {expected} in {:.2} s",
+            self.got.unique,
+            self.elapsed.as_secs_f64()
+        );
+        println!("  messages/s    {:.0}", self.rate);
+        println!(
+            "  duplicates    {} by id, {} by (sender, seq)",
+            self.got.duplicate_ids, self.got.duplicate_seqs
+        );
+        println!("  losses        {}", self.losses);
+        if let Some((daemon, client)) = self.cpu_us {
+            println!(
+                "  cpu/message   daemon {daemon:.2} µs (storage thread included), bench clients {client:.2} µs"
+            );
+        }
+        println!(
+            "  backpressure  {} BUSY (advisory), {} NACK BUSY (sent again: {})",
+            self.sent.busy, self.sent.nack, self.sent.resent
+        );
+        if self.sent.errors > 0 || self.got.unexpected > 0 {
+            println!(
+                "  anomalies     {} errors, {} unexpected deliveries",
+                self.sent.errors, self.got.unexpected
+            );
+        }
+        if self.sent.stalled {
+            println!(
+                "  a sender stalled: no delivery for {} s with a full window",
+                STALL.as_secs()
+            );
+        }
+        println!("command: {}", self.command);
+    }
+}
+
 pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
+    let outcome = measure(ctx, args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome.to_json())?);
+    } else {
+        outcome.print_text();
+    }
+    // NACK BUSY from backpressure is expected here and handled (sent again); only the rate
+    // limiter's refusals mean the daemon is not configured for a benchmark.
+    rate_limit_hint(outcome.sent.rate_limited, outcome.sent.sent);
+    Ok(if outcome.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs the benchmark against `ctx`'s daemon; prints nothing.
+pub async fn measure(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<Outcome> {
     let suffix = run_suffix();
     let pairs = args.pairs;
     let per_pair = args.messages;
@@ -175,6 +297,7 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| started.elapsed());
     let rate = got.unique as f64 / elapsed.as_secs_f64().max(1e-9);
     let losses = expected.saturating_sub(got.unique);
+    let got_unique = got.unique;
     let mut params = vec![
         ("pairs", pairs.to_string()),
         ("messages", per_pair.to_string()),
@@ -185,91 +308,20 @@ pub async fn run(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<ExitCode> {
         params.push(("sign", signed.to_string()));
     }
     let command = command_line(ctx, "throughput", &params, args.json);
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "bench": "throughput",
-                "pairs": pairs,
-                "messages_per_pair": per_pair,
-                "size": args.size,
-                "window": args.window,
-                "expected": expected,
-                "sent": sent.sent,
-                "delivered_unique": got.unique,
-                "elapsed_ms": elapsed.as_millis() as u64,
-                "messages_per_sec": rate.round(),
-                "duplicates_by_id": got.duplicate_ids,
-                "duplicates_by_seq": got.duplicate_seqs,
-                "losses": losses,
-                "busy": sent.busy,
-                "nack": sent.nack,
-                "rate_limited": sent.rate_limited,
-                "resent": sent.resent,
-                "errors": sent.errors,
-                "unexpected": got.unexpected,
-                "stalled": sent.stalled,
-                "signed": args.sign.map(|_| signed),
-                "cpu_us_per_message": cpu.map(|c| {
-                    let (daemon, client) = c.per_message_us(got.unique);
-                    json!({"daemon": (daemon * 100.0).round() / 100.0, "client": (client * 100.0).round() / 100.0})
-                }),
-                "command": command,
-            }))?
-        );
-    } else {
-        let signing = if args.sign.is_some() {
-            format!(", every message signed with {signed}")
-        } else {
-            String::new()
-        };
-        println!(
-            "bench throughput: {pairs} pairs x {per_pair} messages, {}-byte bodies, window {}{signing}",
-            args.size, args.window
-        );
-        println!(
-            "  delivered     {} of {expected} in {:.2} s",
-            got.unique,
-            elapsed.as_secs_f64()
-        );
-        println!("  messages/s    {rate:.0}");
-        println!(
-            "  duplicates    {} by id, {} by (sender, seq)",
-            got.duplicate_ids, got.duplicate_seqs
-        );
-        println!("  losses        {losses}");
-        if let Some(c) = cpu {
-            let (daemon, client) = c.per_message_us(got.unique);
-            println!(
-                "  cpu/message   daemon {daemon:.2} µs (storage thread included), bench clients {client:.2} µs"
-            );
-        }
-        println!(
-            "  backpressure  {} BUSY (advisory), {} NACK BUSY (sent again: {})",
-            sent.busy, sent.nack, sent.resent
-        );
-        if sent.errors > 0 || got.unexpected > 0 {
-            println!(
-                "  anomalies     {} errors, {} unexpected deliveries",
-                sent.errors, got.unexpected
-            );
-        }
-        if sent.stalled {
-            println!(
-                "  a sender stalled: no delivery for {} s with a full window",
-                STALL.as_secs()
-            );
-        }
-        println!("command: {command}");
-    }
-    // NACK BUSY from backpressure is expected here and handled (sent again); only the rate
-    // limiter's refusals mean the daemon is not configured for a benchmark.
-    rate_limit_hint(sent.rate_limited, sent.sent);
-    let clean = losses == 0 && got.duplicate_ids == 0 && got.duplicate_seqs == 0;
-    Ok(if clean {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(Outcome {
+        pairs,
+        per_pair,
+        size: args.size,
+        window: args.window,
+        expected,
+        sent,
+        got,
+        elapsed,
+        rate,
+        losses,
+        cpu_us: cpu.map(|c| c.per_message_us(got_unique)),
+        signed: args.sign.map(|_| signed.to_string()),
+        command,
     })
 }
 

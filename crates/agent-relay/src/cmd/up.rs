@@ -11,8 +11,8 @@ use anyhow::Context as _;
 
 use crate::context::Ctx;
 
-/// How long a background start may take before it is reported as failed.
-const START_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a daemon start may take before it is reported as failed.
+pub(crate) const START_DEADLINE: Duration = Duration::from_secs(10);
 /// Lines of `daemon.log` shown when a start fails.
 const LOG_TAIL_LINES: usize = 20;
 
@@ -62,8 +62,79 @@ pub async fn background(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .open(log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-    let exe = std::env::current_exe().context("cannot find the agent-relay executable")?;
+    let mut child = daemon_command(ctx, log)?
+        .spawn()
+        .context("cannot start the daemon process")?;
+    let pid = child.id();
 
+    match wait_until_answering(ctx, &mut child).await? {
+        Started::Answering => {
+            println!(
+                "agent-relay daemon running (pid {pid}, socket {})",
+                ctx.socket.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Started::Exited(exit) => {
+            print_log_tail(log_path, log_start);
+            anyhow::bail!(
+                "the daemon exited during startup ({exit}); its log is {}",
+                log_path.display()
+            );
+        }
+        Started::Silent => {
+            print_log_tail(log_path, log_start);
+            anyhow::bail!(
+                "the daemon (pid {pid}) did not answer on {} within {} s; its log is {}",
+                ctx.socket.display(),
+                START_DEADLINE.as_secs(),
+                log_path.display()
+            );
+        }
+    }
+}
+
+/// How a daemon process just started turned out.
+pub(crate) enum Started {
+    /// It answers on `ctx`'s socket.
+    Answering,
+    /// It exited first.
+    Exited(std::process::ExitStatus),
+    /// Still running, but silent for [`START_DEADLINE`].
+    Silent,
+}
+
+/// Waits until `child`, a daemon just started for `ctx`, answers on the socket, exits, or lets
+/// [`START_DEADLINE`] pass.
+pub(crate) async fn wait_until_answering(
+    ctx: &Ctx,
+    child: &mut std::process::Child,
+) -> anyhow::Result<Started> {
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        if let Some(exit) = child
+            .try_wait()
+            .context("cannot check the daemon process")?
+        {
+            return Ok(Started::Exited(exit));
+        }
+        if ctx.probe(Duration::from_millis(500)).await.is_some() {
+            return Ok(Started::Answering);
+        }
+        if Instant::now() >= deadline {
+            return Ok(Started::Silent);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `agent-relay up --foreground` for `ctx`'s project in its own process group, with no input
+/// and its output going to `log`.
+pub(crate) fn daemon_command(
+    ctx: &Ctx,
+    log: std::fs::File,
+) -> anyhow::Result<std::process::Command> {
+    let exe = std::env::current_exe().context("cannot find the agent-relay executable")?;
     let mut command = std::process::Command::new(exe);
     command
         .args(reexec_args(ctx))
@@ -77,39 +148,7 @@ pub async fn background(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     if std::env::var_os(ALLOCATOR_COMMIT_OPTION).is_none() {
         command.env(ALLOCATOR_COMMIT_OPTION, "0");
     }
-    let mut child = command.spawn().context("cannot start the daemon process")?;
-    let pid = child.id();
-
-    let deadline = Instant::now() + START_DEADLINE;
-    loop {
-        if let Some(exit) = child
-            .try_wait()
-            .context("cannot check the daemon process")?
-        {
-            print_log_tail(log_path, log_start);
-            anyhow::bail!(
-                "the daemon exited during startup ({exit}); its log is {}",
-                log_path.display()
-            );
-        }
-        if ctx.probe(Duration::from_millis(500)).await.is_some() {
-            println!(
-                "agent-relay daemon running (pid {pid}, socket {})",
-                ctx.socket.display()
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-        if Instant::now() >= deadline {
-            print_log_tail(log_path, log_start);
-            anyhow::bail!(
-                "the daemon (pid {pid}) did not answer on {} within {} s; its log is {}",
-                ctx.socket.display(),
-                START_DEADLINE.as_secs(),
-                log_path.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    Ok(command)
 }
 
 /// The global options for the re-executed daemon, so it finds the same project, socket and
