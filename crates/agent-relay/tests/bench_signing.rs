@@ -53,9 +53,14 @@ fn compares_signed_with_unsigned_runs_on_daemons_of_its_own() {
             .as_f64()
             .expect("mean");
         assert!(mean > 0.0, "{side}: {report}");
-        assert!(report[side]["cpu_us_per_message"]
-            .as_f64()
-            .is_some_and(|c| c > 0.0));
+        for part in ["total", "daemon", "storage", "client"] {
+            assert!(
+                report[side]["cpu_us_per_message"][part]
+                    .as_f64()
+                    .is_some_and(|c| c > 0.0),
+                "{side} {part}: {report}"
+            );
+        }
     }
 
     // The change is the ratio of the means, inside its interval.
@@ -79,6 +84,14 @@ fn compares_signed_with_unsigned_runs_on_daemons_of_its_own() {
         "{lo} {change} {hi}"
     );
     assert!(report["extra_cpu_us_per_message"].as_f64().is_some());
+    for part in ["daemon_except_storage", "storage", "client"] {
+        assert!(
+            report["extra_cpu_us_per_message_by_part"][part]
+                .as_f64()
+                .is_some(),
+            "{part}: {report}"
+        );
+    }
 
     // Progress went to stderr, in alternating order; the caller's project was left alone.
     let progress: Vec<&str> = stderr.lines().filter(|l| l.starts_with("round ")).collect();
@@ -120,6 +133,7 @@ fn ed25519_runs_and_text_output() {
         "{out}"
     );
     assert!(out.contains("cost "), "{out}");
+    assert!(out.contains("extra CPU    daemon except storage "), "{out}");
     assert!(out.contains("% of throughput (95 % interval"), "{out}");
     assert!(
         out.contains("command: agent-relay bench signing --sign ed25519 --rounds 1"),

@@ -32,6 +32,8 @@ pub struct StoreMetrics {
     pub evicted_pending: u64,
     /// Messages deleted by retention so far.
     pub cleanup_deleted: u64,
+    /// CPU time the writer thread has used (user and system) as of its last commit, in µs.
+    pub writer_cpu_us: u64,
     /// Most recent backend error, if any.
     pub last_error: Option<String>,
 }
@@ -52,6 +54,7 @@ pub(crate) struct MetricsCell {
     pub lost_ops: AtomicU64,
     pub evicted_pending: AtomicU64,
     pub cleanup_deleted: AtomicU64,
+    writer_cpu_us: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -69,6 +72,7 @@ impl MetricsCell {
             lost_ops: AtomicU64::new(0),
             evicted_pending: AtomicU64::new(0),
             cleanup_deleted: AtomicU64::new(0),
+            writer_cpu_us: AtomicU64::new(0),
             last_error: Mutex::new(None),
         }
     }
@@ -87,6 +91,15 @@ impl MetricsCell {
         self.can_write.store(true, Ordering::Relaxed);
     }
 
+    /// Reads the calling thread's CPU clock into `writer_cpu_us`; called by the writer thread
+    /// after each commit (one clock read per batch).
+    pub fn record_writer_cpu(&self) {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        let micros = u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000
+            + u64::try_from(t.tv_nsec).unwrap_or(0) / 1_000;
+        self.writer_cpu_us.store(micros, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> StoreMetrics {
         StoreMetrics {
             backend_name: self.backend_name,
@@ -100,6 +113,7 @@ impl MetricsCell {
             lost_ops: self.lost_ops.load(Ordering::Relaxed),
             evicted_pending: self.evicted_pending.load(Ordering::Relaxed),
             cleanup_deleted: self.cleanup_deleted.load(Ordering::Relaxed),
+            writer_cpu_us: self.writer_cpu_us.load(Ordering::Relaxed),
             last_error: self
                 .last_error
                 .lock()

@@ -119,6 +119,7 @@ impl Writer {
             }
             self.answer(&mut cycle.waiting, lost);
             self.cleanup_if_due(&mut next_cleanup);
+            self.core.metrics.record_writer_cpu();
             if !cycle.shutdowns.is_empty() {
                 self.shutdown(cycle);
                 return;

@@ -761,6 +761,12 @@ async fn throughput_smoke(f: Fixture) -> TestResult {
     assert_eq!(metrics.ops_committed, N as u64);
     assert_eq!(metrics.queue_depth, 0);
     assert_eq!(metrics.lost_ops, 0);
+    // 50,000 writes take the writer thread milliseconds of CPU at the very least.
+    assert!(
+        metrics.writer_cpu_us >= 1_000,
+        "writer CPU {} µs",
+        metrics.writer_cpu_us
+    );
     assert_eq!(f.store.stats().await?.message_count, N as i64);
     assert_eq!(f.store.pending_for("receiver").await?.len(), N);
     Ok(())

@@ -215,21 +215,43 @@ fn signed_with(keys: Option<&BenchKeys>) -> &'static str {
 /// process's (the benchmark's clients). Less noisy than messages per second on shared cores.
 pub(crate) struct CpuProbe {
     client: relay_client::Client,
-    daemon_start: Duration,
+    daemon_start: DaemonCpu,
     own_start: Duration,
 }
 
 /// What [`CpuProbe::finish`] measured.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CpuUse {
+    /// All the daemon's threads.
     pub daemon: Duration,
+    /// The daemon's storage writer thread (included in `daemon`), when it reports it.
+    pub storage: Option<Duration>,
     pub client: Duration,
 }
 
+/// [`CpuUse`] divided by the messages of the run, in µs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuPerMessage {
+    pub daemon: f64,
+    pub storage: Option<f64>,
+    pub client: f64,
+}
+
+impl CpuPerMessage {
+    /// Daemon and benchmark clients together.
+    pub fn total(&self) -> f64 {
+        self.daemon + self.client
+    }
+}
+
 impl CpuUse {
-    pub fn per_message_us(self, messages: u64) -> (f64, f64) {
+    pub fn per_message_us(self, messages: u64) -> CpuPerMessage {
         let per = |d: Duration| d.as_secs_f64() * 1e6 / messages.max(1) as f64;
-        (per(self.daemon), per(self.client))
+        CpuPerMessage {
+            daemon: per(self.daemon),
+            storage: self.storage.map(per),
+            client: per(self.client),
+        }
     }
 }
 
@@ -244,8 +266,7 @@ impl CpuProbe {
         let mut config = ctx.client_config(name);
         config.request_timeout = Duration::from_secs(5);
         let (client, _events) = relay_client::Client::connect(config).await.ok()?;
-        let daemon_start = daemon_cpu(&client).await.map(|(cpu, _)| cpu);
-        let Some(daemon_start) = daemon_start else {
+        let Some(daemon_start) = daemon_cpu(&client).await else {
             client.close().await;
             return None;
         };
@@ -262,7 +283,7 @@ impl CpuProbe {
         let deadline = Instant::now() + DRAIN_DEADLINE;
         let daemon_end = loop {
             match daemon_cpu(&self.client).await {
-                Some((cpu, 0)) => break Some(cpu),
+                Some(cpu) if cpu.queue_depth == 0 => break Some(cpu),
                 Some(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await
                 }
@@ -270,19 +291,37 @@ impl CpuProbe {
             }
         };
         self.client.close().await;
+        let daemon_end = daemon_end?;
+        let start = self.daemon_start;
         Some(CpuUse {
-            daemon: daemon_end?.saturating_sub(self.daemon_start),
+            daemon: daemon_end.all.saturating_sub(start.all),
+            storage: match (start.storage, daemon_end.storage) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                _ => None,
+            },
             client: own_end?.saturating_sub(self.own_start),
         })
     }
 }
 
-/// The daemon's CPU time and storage queue depth from STATUS.
-async fn daemon_cpu(client: &relay_client::Client) -> Option<(Duration, u64)> {
+/// The daemon's CPU clocks and storage queue depth, from STATUS.
+#[derive(Debug, Clone, Copy)]
+struct DaemonCpu {
+    /// All threads (`cpuTimeUs`).
+    all: Duration,
+    /// The storage writer thread (`storeCpuTimeUs`; older daemons do not report it).
+    storage: Option<Duration>,
+    queue_depth: u64,
+}
+
+async fn daemon_cpu(client: &relay_client::Client) -> Option<DaemonCpu> {
     let status = client.status().await.ok()?;
-    let cpu = status.extra.get("cpuTimeUs")?.as_u64()?;
-    let depth = status.extra.get("storeQueueDepth")?.as_u64()?;
-    Some((Duration::from_micros(cpu), depth))
+    let micros = |key: &str| status.extra.get(key).and_then(Value::as_u64);
+    Some(DaemonCpu {
+        all: Duration::from_micros(micros("cpuTimeUs")?),
+        storage: micros("storeCpuTimeUs").map(Duration::from_micros),
+        queue_depth: micros("storeQueueDepth")?,
+    })
 }
 
 /// Removes this run's agents from the daemon's registry (best effort).

@@ -20,6 +20,7 @@ use rustix::process::{kill_process, Pid, Signal};
 use serde_json::{json, Value};
 
 use super::throughput::{self, Outcome};
+use super::CpuPerMessage;
 use crate::cli::{GlobalArgs, SigningArgs, ThroughputArgs};
 use crate::cmd::up::{wait_until_answering, Started, START_DEADLINE};
 use crate::context::Ctx;
@@ -52,7 +53,7 @@ pub async fn run(ctx: &Ctx, args: &SigningArgs) -> anyhow::Result<ExitCode> {
                 outcome.rate,
                 outcome
                     .cpu_us
-                    .map(|(d, c)| format!(", {:.2} µs CPU/message", d + c))
+                    .map(|cpu| format!(", {:.2} µs CPU/message", cpu.total()))
                     .unwrap_or_default(),
                 if outcome.clean() {
                     ""
@@ -278,20 +279,26 @@ impl Drop for Daemon {
 /// Messages per second and CPU per message of the runs of one kind.
 struct Side {
     rates: Vec<f64>,
-    /// Daemon + benchmark clients, µs per message; `None` unless every run reported it.
-    cpu_us: Option<Vec<f64>>,
+    /// µs per message; `None` unless every run reported it.
+    cpu: Option<Vec<CpuPerMessage>>,
 }
 
 impl Side {
     fn of(runs: &[Outcome]) -> Side {
         Side {
             rates: runs.iter().map(|o| o.rate).collect(),
-            cpu_us: runs.iter().map(|o| o.cpu_us.map(|(d, c)| d + c)).collect(),
+            cpu: runs.iter().map(|o| o.cpu_us).collect(),
         }
     }
 
-    fn cpu_mean(&self) -> Option<f64> {
-        self.cpu_us.as_deref().map(mean)
+    /// Mean µs per message of one part of the CPU time (`None` when a run lacks it).
+    fn cpu_mean(&self, part: impl Fn(&CpuPerMessage) -> Option<f64>) -> Option<f64> {
+        let values: Option<Vec<f64>> = self.cpu.as_ref()?.iter().map(part).collect();
+        Some(mean(&values?))
+    }
+
+    fn total_cpu(&self) -> Option<f64> {
+        self.cpu_mean(|c| Some(c.total()))
     }
 
     fn to_json(&self) -> Value {
@@ -300,7 +307,12 @@ impl Side {
             "sd_messages_per_sec": sd(&self.rates).round(),
             "min_messages_per_sec": self.rates.iter().copied().fold(f64::INFINITY, f64::min).round(),
             "max_messages_per_sec": self.rates.iter().copied().fold(0.0, f64::max).round(),
-            "cpu_us_per_message": self.cpu_mean().map(round2),
+            "cpu_us_per_message": self.total_cpu().map(|total| json!({
+                "total": round2(total),
+                "daemon": self.cpu_mean(|c| Some(c.daemon)).map(round2),
+                "storage": self.cpu_mean(|c| c.storage).map(round2),
+                "client": self.cpu_mean(|c| Some(c.client)).map(round2),
+            })),
         })
     }
 }
@@ -332,9 +344,9 @@ impl Report {
         }
     }
 
-    /// CPU per message signing adds, when both sides reported it.
-    fn extra_cpu_us(&self) -> Option<f64> {
-        Some(self.signed.cpu_mean()? - self.unsigned.cpu_mean()?)
+    /// CPU per message signing adds to one part, when both sides reported it.
+    fn extra_cpu_us(&self, part: impl Fn(&CpuPerMessage) -> Option<f64> + Copy) -> Option<f64> {
+        Some(self.signed.cpu_mean(part)? - self.unsigned.cpu_mean(part)?)
     }
 
     fn to_json(&self) -> Value {
@@ -345,14 +357,21 @@ impl Report {
             "signed": self.signed.to_json(),
             "throughput_change_percent": round2(self.change_percent),
             "throughput_change_ci95_percent": [round2(self.interval.0), round2(self.interval.1)],
-            "extra_cpu_us_per_message": self.extra_cpu_us().map(round2),
+            "extra_cpu_us_per_message": self.extra_cpu_us(|c| Some(c.total())).map(round2),
+            "extra_cpu_us_per_message_by_part": {
+                "daemon_except_storage": self
+                    .extra_cpu_us(|c| Some(c.daemon - c.storage?))
+                    .map(round2),
+                "storage": self.extra_cpu_us(|c| c.storage).map(round2),
+                "client": self.extra_cpu_us(|c| Some(c.client)).map(round2),
+            },
         })
     }
 
     fn print_text(&self) {
         for (label, side) in [("unsigned", &self.unsigned), (self.algorithm, &self.signed)] {
             let cpu = side
-                .cpu_mean()
+                .total_cpu()
                 .map(|c| format!(", {c:.2} µs CPU/message"))
                 .unwrap_or_default();
             println!(
@@ -363,13 +382,28 @@ impl Report {
             );
         }
         let cpu = self
-            .extra_cpu_us()
+            .extra_cpu_us(|c| Some(c.total()))
             .map(|c| format!(", {c:+.2} µs CPU/message"))
             .unwrap_or_default();
         println!(
             "  cost         {:+.1} % of throughput (95 % interval {:+.1} to {:+.1} %){cpu}",
             self.change_percent, self.interval.0, self.interval.1
         );
+        let parts = [
+            (
+                "daemon except storage",
+                self.extra_cpu_us(|c| Some(c.daemon - c.storage?)),
+            ),
+            ("storage thread", self.extra_cpu_us(|c| c.storage)),
+            ("bench clients", self.extra_cpu_us(|c| Some(c.client))),
+        ];
+        if parts.iter().all(|(_, v)| v.is_some()) {
+            let parts: Vec<String> = parts
+                .iter()
+                .map(|(name, v)| format!("{name} {:+.2}", v.unwrap_or_default()))
+                .collect();
+            println!("  extra CPU    {} µs/message", parts.join(", "));
+        }
     }
 }
 

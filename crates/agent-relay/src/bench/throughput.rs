@@ -16,7 +16,7 @@ use tokio::sync::{watch, Notify};
 use super::raw::{self, Incoming, RawConn};
 use super::{
     bench_keys, command_line, forget_agents, make_body, parse_tag, rate_limit_hint, run_suffix,
-    signed_with, CpuProbe,
+    signed_with, CpuPerMessage, CpuProbe,
 };
 use crate::cli::ThroughputArgs;
 use crate::context::Ctx;
@@ -77,8 +77,8 @@ pub struct Outcome {
     /// Unique deliveries per second.
     pub rate: f64,
     pub losses: u64,
-    /// CPU time per message in µs: (daemon, bench client), when the daemon reports its own.
-    pub cpu_us: Option<(f64, f64)>,
+    /// CPU time per message, when the daemon reports its own.
+    pub cpu_us: Option<CpuPerMessage>,
     /// The algorithm and key kind the messages were signed with (`--sign`).
     pub signed: Option<String>,
     /// The command line that repeats the run.
@@ -115,8 +115,12 @@ impl Outcome {
             "unexpected": self.got.unexpected,
             "stalled": self.sent.stalled,
             "signed": self.signed,
-            "cpu_us_per_message": self.cpu_us.map(|(daemon, client)| {
-                json!({"daemon": round2(daemon), "client": round2(client)})
+            "cpu_us_per_message": self.cpu_us.map(|cpu| {
+                json!({
+                    "daemon": round2(cpu.daemon),
+                    "storage": cpu.storage.map(round2),
+                    "client": round2(cpu.client),
+                })
             }),
             "command": self.command,
         })
@@ -143,9 +147,14 @@ impl Outcome {
             self.got.duplicate_ids, self.got.duplicate_seqs
         );
         println!("  losses        {}", self.losses);
-        if let Some((daemon, client)) = self.cpu_us {
+        if let Some(cpu) = self.cpu_us {
+            let storage = cpu
+                .storage
+                .map(|s| format!(", of which the storage thread {s:.2} µs"))
+                .unwrap_or_default();
             println!(
-                "  cpu/message   daemon {daemon:.2} µs (storage thread included), bench clients {client:.2} µs"
+                "  cpu/message   daemon {:.2} µs{storage}; bench clients {:.2} µs",
+                cpu.daemon, cpu.client
             );
         }
         println!(

@@ -241,6 +241,7 @@ impl Router {
             extra.insert("cpuTimeUs".into(), (cpu.as_micros() as u64).into());
         }
         extra.insert("storeQueueDepth".into(), m.queue_depth.into());
+        extra.insert("storeCpuTimeUs".into(), m.writer_cpu_us.into());
         if let Some(dlq) = &self.dlq {
             extra.insert(
                 "dlq".into(),
