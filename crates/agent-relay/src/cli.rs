@@ -422,8 +422,9 @@ pub enum BenchKind {
                       and one enforcing signatures, and runs `bench throughput` against each, \
                       the order alternating between rounds. Reports both means, the change in \
                       throughput with a bootstrap 95 % interval, and the CPU time signing adds \
-                      per message. -c overrides apply to every daemon it starts. Progress goes \
-                      to stderr. See docs/PERFORMANCE.md."
+                      per message. The daemons it starts do not read this project's relay.toml: \
+                      give them settings with -c (AGENT_RELAY_* variables apply too). Progress \
+                      goes to stderr. See docs/PERFORMANCE.md."
     )]
     Signing(SigningArgs),
 }
