@@ -295,10 +295,10 @@ impl CpuProbe {
         let start = self.daemon_start;
         Some(CpuUse {
             daemon: daemon_end.all.saturating_sub(start.all),
-            storage: match (start.storage, daemon_end.storage) {
-                (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-                _ => None,
-            },
+            storage: start
+                .storage
+                .zip(daemon_end.storage)
+                .map(|(a, b)| b.saturating_sub(a)),
             client: own_end?.saturating_sub(self.own_start),
         })
     }

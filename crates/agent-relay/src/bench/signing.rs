@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use super::throughput::{self, Outcome};
 use super::CpuPerMessage;
 use crate::cli::{GlobalArgs, SigningArgs, ThroughputArgs};
-use crate::cmd::up::{wait_until_answering, Started, START_DEADLINE};
+use crate::cmd::up::{daemon_command, log_tail, wait_until_answering, Started, START_DEADLINE};
 use crate::context::Ctx;
 
 /// How long a daemon may take to exit after SIGTERM.
@@ -208,7 +208,7 @@ impl Daemon {
         let log = ctx.paths.daemon_log.clone();
         let file = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
-        let child = crate::cmd::up::daemon_command(ctx, file)?
+        let child = daemon_command(ctx, file)?
             .spawn()
             .context("cannot start a daemon for the benchmark")?;
         let mut daemon = Daemon { child, log };
@@ -256,13 +256,9 @@ impl Daemon {
 
     /// The end of the daemon's log, for error messages (the log goes with the project).
     fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(10)..].join("\n");
-        if tail.trim().is_empty() {
-            "it wrote nothing to its log".to_string()
-        } else {
-            format!("the end of its log:\n{tail}")
+        match log_tail(&self.log, 0) {
+            Some(tail) => format!("the end of its log:\n{tail}"),
+            None => "it wrote nothing to its log".to_string(),
         }
     }
 }

@@ -79,8 +79,8 @@ pub struct Outcome {
     pub losses: u64,
     /// CPU time per message, when the daemon reports its own.
     pub cpu_us: Option<CpuPerMessage>,
-    /// The algorithm and key kind the messages were signed with (`--sign`).
-    pub signed: Option<String>,
+    /// The algorithm the messages were signed with (`--sign`).
+    pub signed: Option<&'static str>,
     /// The command line that repeats the run.
     pub command: String,
 }
@@ -306,7 +306,7 @@ pub async fn measure(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<Outcome
         .unwrap_or_else(|| started.elapsed());
     let rate = got.unique as f64 / elapsed.as_secs_f64().max(1e-9);
     let losses = expected.saturating_sub(got.unique);
-    let got_unique = got.unique;
+    let cpu_us = cpu.map(|c| c.per_message_us(got.unique));
     let mut params = vec![
         ("pairs", pairs.to_string()),
         ("messages", per_pair.to_string()),
@@ -328,8 +328,8 @@ pub async fn measure(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<Outcome
         elapsed,
         rate,
         losses,
-        cpu_us: cpu.map(|c| c.per_message_us(got_unique)),
-        signed: args.sign.map(|_| signed.to_string()),
+        cpu_us,
+        signed: args.sign.map(|_| signed),
         command,
     })
 }

@@ -171,20 +171,53 @@ fn reexec_args(ctx: &Ctx) -> Vec<String> {
 
 /// Prints the last lines this start wrote to the daemon log.
 fn print_log_tail(path: &Path, from: u64) {
+    match log_tail(path, from) {
+        Some(tail) => {
+            eprintln!("--- last lines of {} ---", path.display());
+            eprintln!("{tail}");
+            eprintln!("---");
+        }
+        None => eprintln!("(the daemon wrote nothing to {})", path.display()),
+    }
+}
+
+/// The last lines of the daemon log at `path` written after byte `from`; `None` when there are
+/// none (or the log cannot be read).
+pub(crate) fn log_tail(path: &Path, from: u64) -> Option<String> {
     let mut text = String::new();
-    let read = OpenOptions::new().read(true).open(path).and_then(|mut f| {
-        f.seek(SeekFrom::Start(from))?;
-        f.read_to_string(&mut text)
-    });
-    if read.is_err() || text.trim().is_empty() {
-        eprintln!("(the daemon wrote nothing to {})", path.display());
-        return;
+    OpenOptions::new()
+        .read(true)
+        .open(path)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(from))?;
+            f.read_to_string(&mut text)
+        })
+        .ok()?;
+    if text.trim().is_empty() {
+        return None;
     }
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(LOG_TAIL_LINES);
-    eprintln!("--- last lines of {} ---", path.display());
-    for line in &lines[start..] {
-        eprintln!("{line}");
+    Some(lines[start..].join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_tail_is_the_last_lines_written_after_the_offset() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("daemon.log");
+        assert_eq!(log_tail(&path, 0), None, "no log at all");
+        let earlier = "from an earlier start\n";
+        let lines: Vec<String> = (1..=30).map(|i| format!("line {i}")).collect();
+        std::fs::write(&path, format!("{earlier}{}\n", lines.join("\n"))).expect("write log");
+        let tail = log_tail(&path, earlier.len() as u64).expect("a tail");
+        assert_eq!(tail, lines[30 - LOG_TAIL_LINES..].join("\n"));
+        let end = std::fs::metadata(&path).expect("metadata").len();
+        assert_eq!(log_tail(&path, end), None, "nothing written since");
+        std::fs::write(&path, "  \n\n").expect("write log");
+        assert_eq!(log_tail(&path, 0), None, "only blank lines");
     }
-    eprintln!("---");
 }
