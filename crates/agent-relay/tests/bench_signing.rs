@@ -167,3 +167,64 @@ fn a_bad_override_fails_before_any_run() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn an_interrupted_run_stops_its_daemon_and_removes_its_project() {
+    use std::time::{Duration, Instant};
+    let project = empty_project();
+    // The temporary projects go where TMPDIR says: here, where the test can watch them.
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let bench = command(project.path())
+        .env("TMPDIR", scratch.path())
+        .args(["bench", "signing", "--rounds", "50", "--pairs", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start bench signing");
+    let socket = || {
+        std::fs::read_dir(scratch.path())
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join(".agent-relay").join("relay.sock"))
+            .find(|s| s.exists())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let running = loop {
+        if let Some(s) = socket() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no daemon started within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Let it answer and the run get going.
+    std::thread::sleep(Duration::from_millis(500));
+    let pid_file = running.with_extension("sock.pid");
+    let daemon: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()))
+        .trim()
+        .parse()
+        .expect("a pid");
+    let daemon = rustix::process::Pid::from_raw(daemon).expect("pid");
+    assert!(
+        rustix::process::test_kill_process(daemon).is_ok(),
+        "the daemon runs"
+    );
+    let pid = rustix::process::Pid::from_raw(i32::try_from(bench.id()).expect("pid")).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("interrupt");
+    let out = bench.wait_with_output().expect("bench exits");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted; no summary"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no summary: {}", text(&out.stdout));
+    assert!(
+        rustix::process::test_kill_process(daemon).is_err(),
+        "the daemon was stopped (and reaped)"
+    );
+    assert!(!running.exists(), "the daemon's socket is gone");
+    let left: Vec<_> = std::fs::read_dir(scratch.path())
+        .expect("scratch dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "temporary projects left behind: {left:?}");
+}
