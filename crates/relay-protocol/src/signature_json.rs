@@ -1,6 +1,8 @@
 //! `_sig` as an envelope carries it: the signature object's JSON text, kept as written.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -15,9 +17,12 @@ use crate::sig_layout::{SigLayout, SigSpans};
 /// the later readers of one message (verification, storage, replay protection) find them without
 /// reading the text again; and text written in that layout is known to be valid without running
 /// a JSON parser over it.
+///
+/// Cloning is cheap (the text is shared): the daemon hands one signature to the DELIVER, the
+/// stored row and the dead-letter template of every message it forwards.
 #[derive(Clone)]
 pub struct SignatureJson {
-    text: Box<str>,
+    text: Arc<str>,
     spans: Option<SigSpans>,
 }
 
@@ -42,8 +47,8 @@ impl Member<'_> {
 
 impl SignatureJson {
     /// A `_sig` read by a JSON parser (any valid JSON value).
-    pub fn from_raw(raw: Box<RawValue>) -> SignatureJson {
-        let text: Box<str> = raw.into();
+    pub fn from_raw(raw: &RawValue) -> SignatureJson {
+        let text: Arc<str> = Arc::from(raw.get());
         let spans = SigSpans::read(&text);
         SignatureJson { text, spans }
     }
@@ -52,12 +57,12 @@ impl SignatureJson {
     pub fn from_text(text: String) -> Option<SignatureJson> {
         match SigSpans::read(&text) {
             Some(spans) => Some(SignatureJson {
-                text: text.into_boxed_str(),
+                text: Arc::from(text),
                 spans: Some(spans),
             }),
             None => RawValue::from_string(text)
                 .ok()
-                .map(SignatureJson::from_raw),
+                .map(|raw| SignatureJson::from_raw(&raw)),
         }
     }
 
@@ -65,7 +70,7 @@ impl SignatureJson {
     pub(crate) fn from_layout_text(text: &str) -> Option<SignatureJson> {
         let spans = SigSpans::read(text)?;
         Some(SignatureJson {
-            text: text.into(),
+            text: Arc::from(text),
             spans: Some(spans),
         })
     }
@@ -74,7 +79,7 @@ impl SignatureJson {
     pub fn from_value(value: &serde_json::Value) -> Option<SignatureJson> {
         serde_json::value::to_raw_value(value)
             .ok()
-            .map(SignatureJson::from_raw)
+            .map(|raw| SignatureJson::from_raw(&raw))
     }
 
     /// Writes a signature object in the signers' layout: `s` the signature's lowercase hex, `k`
@@ -91,18 +96,45 @@ impl SignatureJson {
     }
 
     fn write_with(s: Member<'_>, k: &str, t: u64, a: &str, m: &str) -> SignatureJson {
+        thread_local! {
+            // Signers write a signature per message: the text is written here and copied once
+            // into its shared allocation, instead of being written into a fresh `String` that is
+            // then copied anyway.
+            static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        SCRATCH.with(|scratch| {
+            // Taken out rather than borrowed: nothing below signs again, but a borrow panic is
+            // never the right answer.
+            let mut text = scratch.take();
+            text.clear();
+            let written = SignatureJson::write_into(&mut text, s, k, t, a, m);
+            // Every field is short; a buffer grown past this by a huge one is not kept.
+            if text.capacity() <= 4096 {
+                scratch.replace(text);
+            }
+            written
+        })
+    }
+
+    fn write_into(
+        text: &mut String,
+        s: Member<'_>,
+        k: &str,
+        t: u64,
+        a: &str,
+        m: &str,
+    ) -> SignatureJson {
         let mut digits = itoa::Buffer::new();
         let t_text = digits.format(t);
         let strings = [k, a, m];
         let plain = !strings.iter().any(|v| crate::needs_json_escape(v))
             && !matches!(s, Member::Text(text) if crate::needs_json_escape(text));
-        // The exact length when nothing is escaped, so that the text is never reallocated, not
-        // even when it is boxed: `{"s":"…","k":"…","t":…,"a":"…","m":"…"}`.
+        // The exact length when nothing is escaped: `{"s":"…","k":"…","t":…,"a":"…","m":"…"}`.
         let len = r#"{"s":"","k":"","t":,"a":"","m":""}"#.len()
             + s.len()
             + t_text.len()
             + strings.iter().map(|v| v.len()).sum::<usize>();
-        let mut text = String::with_capacity(len);
+        text.reserve(len);
         // The span of the value written, when it needed no escapes.
         let member = |text: &mut String, name: &str, value: Member<'_>| {
             text.push_str(name);
@@ -125,12 +157,12 @@ impl SignatureJson {
                 }
             }
         };
-        let s = member(&mut text, r#"{"s":"#, s);
-        let k = member(&mut text, r#","k":"#, Member::Text(k));
+        let s = member(text, r#"{"s":"#, s);
+        let k = member(text, r#","k":"#, Member::Text(k));
         text.push_str(r#","t":"#);
         text.push_str(t_text);
-        let a = member(&mut text, r#","a":"#, Member::Text(a));
-        let m = member(&mut text, r#","m":"#, Member::Text(m));
+        let a = member(text, r#","a":"#, Member::Text(a));
+        let m = member(text, r#","m":"#, Member::Text(m));
         text.push('}');
         debug_assert!(
             !plain || text.len() == len,
@@ -141,7 +173,7 @@ impl SignatureJson {
             .then(|| SigSpans::from_offsets(s, k, a, m, t))
             .flatten();
         SignatureJson {
-            text: text.into_boxed_str(),
+            text: Arc::from(text.as_str()),
             spans,
         }
     }
@@ -202,7 +234,7 @@ impl Serialize for SignatureJson {
 
 impl<'de> Deserialize<'de> for SignatureJson {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Box::<RawValue>::deserialize(deserializer).map(SignatureJson::from_raw)
+        Box::<RawValue>::deserialize(deserializer).map(|raw| SignatureJson::from_raw(&raw))
     }
 }
 
@@ -248,7 +280,7 @@ mod tests {
     }
 
     #[test]
-    fn signature_bytes_are_written_as_their_hex_with_nothing_reallocated() {
+    fn signature_bytes_are_written_as_their_hex_at_the_length_reserved() {
         let bytes = [0x00, 0x9f, 0xab, 0xff];
         for m in ["m-1", "m\"1\n"] {
             let from_bytes = SignatureJson::write_signature(&bytes, "k1", 42, "ed25519", m);
@@ -282,7 +314,7 @@ mod tests {
         assert_eq!(other.signed_id_and_time(), Some(("x".to_string(), 5)));
         let raw =
             RawValue::from_string(r#"{"s":"a","k":"b","t":1,"a":"c","m":"d"}"#.into()).unwrap();
-        let read = SignatureJson::from_raw(raw);
+        let read = SignatureJson::from_raw(&raw);
         assert_eq!(read.layout().map(|l| l.m), Some("d"));
     }
 
