@@ -55,6 +55,7 @@ mod error;
 mod keys;
 pub mod keystore;
 mod message;
+mod pair_table;
 mod replay;
 mod signature;
 mod verify;
