@@ -55,7 +55,6 @@ mod error;
 mod keys;
 pub mod keystore;
 mod message;
-mod pair_table;
 mod replay;
 mod signature;
 mod verify;

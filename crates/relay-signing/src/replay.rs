@@ -9,25 +9,45 @@
 //! signatures, never a replay.
 //!
 //! Entries are compact so that the cache can cover a busy daemon's whole window: a pair is kept
-//! as a 64-bit keyed hash (SipHash with a per-process random key) and its time, about 50 bytes
+//! as a 64-bit keyed hash (SipHash with a per-process random key) and its time, about 40 bytes
 //! with the queue that orders them. Two different pairs sharing a hash would make the second be
 //! refused as a replay; with a million entries the chance is about 3 in 100 million.
 //!
 //! The cache lives in memory; the daemon persists each accepted pair and hands the recent ones
 //! back to [`ReplayCache::load`] at start-up.
 
-use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Replay;
-use crate::pair_table::PairTable;
 
-/// Default capacity of [`ReplayCache::default`]: at most about 50 MB (a 32 MiB table and the
-/// queue), reached only by more than 3,000 signed messages a second sustained over a 300 s
-/// window.
+/// Default capacity of [`ReplayCache::default`]: at most about 40 MB, reached only by more than
+/// 3,000 signed messages a second sustained over a 300 s window.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
+
+/// The hasher of [`ReplayCache`]'s map: its keys are uniformly distributed
+/// 64-bit keyed hashes, used as their own hash.
+#[derive(Debug, Default, Clone, Copy)]
+struct PairHashHasher(u64);
+
+impl Hasher for PairHashHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed (through `write_u64`); fold anything else in anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+}
 
 /// One accepted signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,8 +65,9 @@ pub struct ReplayEntry {
 pub struct ReplayCache {
     capacity: usize,
     keys: RandomState,
-    /// Pair hash → signing time.
-    seen: PairTable,
+    /// Pair hash → signing time. The keys are keyed hashes already, so the
+    /// map uses them as they are instead of hashing them a second time.
+    seen: HashMap<u64, u64, BuildHasherDefault<PairHashHasher>>,
     /// (pair hash, signing time) in insertion order.
     order: VecDeque<(u64, u64)>,
     floor: Option<u64>,
@@ -64,7 +85,7 @@ impl ReplayCache {
         ReplayCache {
             capacity: capacity.max(1),
             keys: RandomState::new(),
-            seen: PairTable::default(),
+            seen: HashMap::default(),
             order: VecDeque::new(),
             floor: None,
         }
@@ -74,8 +95,7 @@ impl ReplayCache {
         let mut h = self.keys.build_hasher();
         signer.hash(&mut h);
         m.hash(&mut h);
-        // 0 marks an empty slot of the table; folding it into 1 changes nothing measurable.
-        h.finish().max(1)
+        h.finish()
     }
 
     /// Records `(signer, m)` signed at `t`, or refuses it as a replay.
@@ -100,34 +120,21 @@ impl ReplayCache {
             }
         }
         let key = self.key(signer, m);
-        if self.seen.len() >= self.capacity {
-            // A replay must not push an entry out (and the floor up) before it is refused.
-            if let Some(first_t) = self.seen.get(key) {
-                return Err(Replay::Seen {
-                    signer: signer.to_string(),
-                    m: m.to_string(),
-                    first_t,
-                });
-            }
-            self.make_room();
-        }
-        match self.seen.insert_new(key, t) {
-            Ok(()) => {
-                self.order.push_back((key, t));
-                Ok(())
-            }
-            Err(first_t) => Err(Replay::Seen {
+        if let Some(&first_t) = self.seen.get(&key) {
+            return Err(Replay::Seen {
                 signer: signer.to_string(),
                 m: m.to_string(),
                 first_t,
-            }),
+            });
         }
+        self.insert(key, t);
+        Ok(())
     }
 
     /// Whether `(signer, m)` was accepted and is still held (inside its window, or expired
     /// but not yet dropped by the next [`check_and_insert`](Self::check_and_insert)).
     pub fn contains(&self, signer: &str, m: &str) -> bool {
-        self.seen.len() > 0 && self.seen.get(self.key(signer, m)).is_some()
+        !self.seen.is_empty() && self.seen.contains_key(&self.key(signer, m))
     }
 
     /// Drops entries whose window has passed; returns how many.
@@ -141,8 +148,7 @@ impl ReplayCache {
                 break;
             }
             self.order.pop_front();
-            // A pair reloaded with an earlier time left a stale queue entry behind.
-            self.seen.remove_if_at(key, t);
+            self.forget(key, t);
             dropped += 1;
         }
         if self.floor.is_some_and(|f| now.saturating_sub(f) > window) {
@@ -175,14 +181,12 @@ impl ReplayCache {
                 continue;
             }
             let key = self.key(&e.signer, &e.m);
-            if self.seen.get(key).is_some_and(|old| old <= e.t) {
-                continue;
+            if let Some(&old) = self.seen.get(&key) {
+                if old <= e.t {
+                    continue;
+                }
             }
-            if self.seen.get(key).is_none() {
-                self.make_room();
-            }
-            self.seen.set(key, e.t);
-            self.order.push_back((key, e.t));
+            self.insert(key, e.t);
             loaded += 1;
         }
         self.evict_expired(now, window);
@@ -196,7 +200,7 @@ impl ReplayCache {
 
     /// Whether the cache holds no entry.
     pub fn is_empty(&self) -> bool {
-        self.seen.len() == 0
+        self.seen.is_empty()
     }
 
     /// The maximum number of entries.
@@ -204,16 +208,25 @@ impl ReplayCache {
         self.capacity
     }
 
-    /// Drops the oldest entries while the cache is full, raising the floor to their times.
-    fn make_room(&mut self) {
+    fn forget(&mut self, key: u64, t: u64) {
+        // A pair reloaded with an earlier time left a stale queue entry behind.
+        if self.seen.get(&key) == Some(&t) {
+            self.seen.remove(&key);
+        }
+    }
+
+    fn insert(&mut self, key: u64, t: u64) {
         while self.seen.len() >= self.capacity {
             let Some((old_key, old_t)) = self.order.pop_front() else {
                 break;
             };
-            if self.seen.remove_if_at(old_key, old_t) {
+            if self.seen.get(&old_key) == Some(&old_t) {
+                self.seen.remove(&old_key);
                 self.floor = Some(self.floor.map_or(old_t, |f| f.max(old_t)));
             }
         }
+        self.order.push_back((key, t));
+        self.seen.insert(key, t);
     }
 }
 
