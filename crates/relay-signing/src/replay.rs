@@ -27,6 +27,9 @@ use crate::error::Replay;
 /// 3,000 signed messages a second sustained over a 300 s window.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
 
+/// Entries the cache keeps room for however quiet it gets (a few hundred KiB).
+const MIN_KEPT_CAPACITY: usize = 4096;
+
 /// The hasher of [`ReplayCache`]'s map: its keys are uniformly distributed
 /// 64-bit keyed hashes, used as their own hash.
 #[derive(Debug, Default, Clone, Copy)]
@@ -151,6 +154,9 @@ impl ReplayCache {
             self.forget(key, t);
             dropped += 1;
         }
+        if dropped > 0 {
+            self.give_back_memory();
+        }
         if self.floor.is_some_and(|f| now.saturating_sub(f) > window) {
             // Every signature at or before the floor is outside the window now.
             self.floor = None;
@@ -208,6 +214,19 @@ impl ReplayCache {
         self.capacity
     }
 
+    /// Once a burst has left the window, most of the table is empty: keep room for twice what
+    /// is held (the table grows again by doubling if traffic returns), but never less than
+    /// [`MIN_KEPT_CAPACITY`].
+    fn give_back_memory(&mut self) {
+        let keep = (self.seen.len() * 2).max(MIN_KEPT_CAPACITY);
+        if self.seen.capacity() > 4 * keep {
+            self.seen.shrink_to(keep);
+        }
+        if self.order.capacity() > 4 * keep.max(self.order.len()) {
+            self.order.shrink_to(keep);
+        }
+    }
+
     fn forget(&mut self, key: u64, t: u64) {
         // A pair reloaded with an earlier time left a stale queue entry behind.
         if self.seen.get(&key) == Some(&t) {
@@ -247,6 +266,33 @@ mod tests {
         assert!(c
             .check_and_insert("bench", "m7", 1_000, 3_000, 300_000)
             .is_err());
+    }
+
+    #[test]
+    fn memory_is_given_back_once_a_burst_leaves_the_window() {
+        let mut c = ReplayCache::default();
+        for i in 0..100_000u64 {
+            c.check_and_insert("bench", &format!("m{i}"), 1_000 + i / 1_000, 1_100, W)
+                .unwrap();
+        }
+        let grown = (c.seen.capacity(), c.order.capacity());
+        assert!(grown.0 >= 100_000 && grown.1 >= 100_000, "{grown:?}");
+        // Everything but the last millisecond's 1,000 entries is past its window.
+        assert_eq!(c.evict_expired(1_099 + W, W), 99_000);
+        assert_eq!(c.len(), 1_000);
+        assert!(
+            c.seen.capacity() <= 16_384 && c.order.capacity() <= 16_384,
+            "kept {} and {} after {grown:?}",
+            c.seen.capacity(),
+            c.order.capacity()
+        );
+        // What is still held is still refused, and the cache grows again.
+        assert!(c.contains("bench", "m99999") && !c.contains("bench", "m0"));
+        for i in 0..20_000u64 {
+            c.check_and_insert("next", &format!("n{i}"), 1_200, 1_099 + W, W)
+                .unwrap();
+        }
+        assert_eq!(c.len(), 21_000);
     }
 
     #[test]
