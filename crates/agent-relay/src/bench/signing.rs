@@ -7,8 +7,9 @@
 //! signatures of the chosen algorithm. The benchmark's agents get keys of that algorithm and sign
 //! every SEND. The order alternates between rounds so that drift falls on both sides alike. The
 //! report gives both means, the change in throughput as the ratio of the means with a bootstrap
-//! 95 % confidence interval, and the CPU time signing adds per message (daemon and benchmark
-//! clients together, the steadier figure).
+//! 95 % confidence interval (rounds resampled whole, so each keeps its two runs together), and
+//! the CPU time signing adds per message (daemon and benchmark clients together, the steadier
+//! figure).
 
 use std::path::PathBuf;
 use std::process::{Child, ExitCode};
@@ -428,19 +429,22 @@ fn change_percent(unsigned: &[f64], signed: &[f64]) -> f64 {
     100.0 * (mean(signed) / mean(unsigned) - 1.0)
 }
 
-/// Percentile bootstrap: resamples each side with replacement `resamples` times and returns
-/// the 2.5th and 97.5th percentiles of [`change_percent`].
+/// Percentile bootstrap over rounds: `unsigned[i]` and `signed[i]` are round `i`'s two runs, made
+/// minutes apart at most, so a round is resampled whole (with replacement, `resamples` times) and
+/// the machine's drift, which moves both runs of a round alike, stays paired as it was measured.
+/// Returns the 2.5th and 97.5th percentiles of [`change_percent`]; NaN without rounds or when
+/// the sides do not pair up.
 fn bootstrap_interval(unsigned: &[f64], signed: &[f64], resamples: usize, seed: u64) -> (f64, f64) {
-    if unsigned.is_empty() || signed.is_empty() || resamples == 0 {
+    let rounds = unsigned.len();
+    if rounds == 0 || signed.len() != rounds || resamples == 0 {
         return (f64::NAN, f64::NAN);
     }
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut resample =
-        |xs: &[f64]| -> Vec<f64> { (0..xs.len()).map(|_| xs[rng.usize(..xs.len())]).collect() };
     let mut changes: Vec<f64> = (0..resamples)
         .map(|_| {
-            let u = resample(unsigned);
-            let s = resample(signed);
+            let picked: Vec<usize> = (0..rounds).map(|_| rng.usize(..rounds)).collect();
+            let u: Vec<f64> = picked.iter().map(|&i| unsigned[i]).collect();
+            let s: Vec<f64> = picked.iter().map(|&i| signed[i]).collect();
             change_percent(&u, &s)
         })
         .collect();
@@ -485,6 +489,35 @@ mod tests {
             "{lo} {hi}"
         );
         assert!(bootstrap_interval(&[], &signed, 10, 1).0.is_nan());
+        assert!(bootstrap_interval(&unsigned, &signed[1..], 10, 1)
+            .0
+            .is_nan());
+    }
+
+    #[test]
+    fn drift_shared_by_a_rounds_two_runs_does_not_widen_the_interval() {
+        // The machine's speed swings from round to round by ±25 %, and signing costs exactly
+        // 10 % in every round: resampling rounds whole keeps the two runs of a round together,
+        // so the interval is the 10 % itself.
+        let unsigned = [80.0, 120.0, 95.0, 110.0, 70.0, 125.0, 90.0, 100.0];
+        let signed: Vec<f64> = unsigned.iter().map(|u| u * 0.9).collect();
+        let (lo, hi) = bootstrap_interval(&unsigned, &signed, 2000, 7);
+        assert!(
+            (lo + 10.0).abs() < 1e-9 && (hi + 10.0).abs() < 1e-9,
+            "{lo} {hi}"
+        );
+        // Had the runs been resampled side by side, unpaired, the drift alone would make the
+        // interval several points wide.
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut unpaired: Vec<f64> = (0..2000)
+            .map(|_| {
+                let u: Vec<f64> = (0..8).map(|_| unsigned[rng.usize(..8)]).collect();
+                let s: Vec<f64> = (0..8).map(|_| signed[rng.usize(..8)]).collect();
+                change_percent(&u, &s)
+            })
+            .collect();
+        unpaired.sort_by(f64::total_cmp);
+        assert!(unpaired[1949] - unpaired[50] > 10.0, "{unpaired:?}");
     }
 
     #[test]
