@@ -90,12 +90,16 @@ fn print_percentiles(h: &Histogram<u64>) {
     println!("  {:<6} {:>9} µs", "max", h.max());
 }
 
-/// The command line that reproduces this run.
+/// The command line that reproduces this run against the same daemon.
 fn command_line(ctx: &Ctx, bench: &str, params: &[(&str, String)], json: bool) -> String {
-    let mut s = format!(
-        "agent-relay --socket {} bench {bench}",
-        ctx.socket.display()
-    );
+    let program = format!("agent-relay --socket {}", ctx.socket.display());
+    command_line_of(program, bench, params, json)
+}
+
+/// `program` (the executable and its global options), then `bench <bench>` with `params` as
+/// `--name value` options and `--json` when asked.
+fn command_line_of(program: String, bench: &str, params: &[(&str, String)], json: bool) -> String {
+    let mut s = format!("{program} bench {bench}");
     for (k, v) in params {
         s.push_str(&format!(" --{k} {v}"));
     }
@@ -103,6 +107,11 @@ fn command_line(ctx: &Ctx, bench: &str, params: &[(&str, String)], json: bool) -
         s.push_str(" --json");
     }
     s
+}
+
+/// `v` to two decimals, for reports.
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
 }
 
 /// Prints the rate-limit hint when refusals are noticeable.

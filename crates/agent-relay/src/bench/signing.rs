@@ -21,7 +21,7 @@ use rustix::process::{kill_process, Pid, Signal};
 use serde_json::{json, Value};
 
 use super::throughput::{self, Outcome};
-use super::CpuPerMessage;
+use super::{command_line_of, round2, CpuPerMessage};
 use crate::cli::{GlobalArgs, SigningArgs, ThroughputArgs};
 use crate::cmd::up::{daemon_command, log_tail, wait_until_answering, Started, START_DEADLINE};
 use crate::context::Ctx;
@@ -51,7 +51,7 @@ pub async fn run(ctx: &Ctx, args: &SigningArgs) -> anyhow::Result<ExitCode> {
                 round + 1,
                 args.rounds,
                 if signing { algorithm } else { "unsigned" },
-                outcome.rate,
+                outcome.rate(),
                 outcome
                     .cpu_us
                     .map(|cpu| format!(", {:.2} µs CPU/message", cpu.total()))
@@ -175,24 +175,27 @@ fn run_globals(ctx: &Ctx, args: &SigningArgs, project: PathBuf, signing: bool) -
     }
 }
 
+/// The command line that repeats this comparison: the caller's `-c` overrides (the daemons it
+/// starts get them), never a socket (each run has its own).
 fn command_line(ctx: &Ctx, args: &SigningArgs) -> String {
-    let mut s = String::from("agent-relay");
+    let mut program = String::from("agent-relay");
     for o in &ctx.global.config_set {
-        s.push_str(&format!(" -c {}={}", o.key, o.value));
+        program.push_str(&format!(" -c {}={}", o.key, o.value));
     }
-    s.push_str(&format!(
-        " bench signing --sign {} --rounds {} --pairs {} --messages {} --size {} --window {}",
-        relay_signing::Algorithm::from(args.sign).as_str(),
-        args.rounds,
-        args.pairs,
-        args.messages,
-        args.size,
-        args.window
-    ));
-    if args.json {
-        s.push_str(" --json");
-    }
-    s
+    let params = [
+        (
+            "sign",
+            relay_signing::Algorithm::from(args.sign)
+                .as_str()
+                .to_string(),
+        ),
+        ("rounds", args.rounds.to_string()),
+        ("pairs", args.pairs.to_string()),
+        ("messages", args.messages.to_string()),
+        ("size", args.size.to_string()),
+        ("window", args.window.to_string()),
+    ];
+    command_line_of(program, "signing", &params, args.json)
 }
 
 /// A daemon started for one run (`up --foreground` in a child process); stopped with SIGTERM by
@@ -283,7 +286,7 @@ struct Side {
 impl Side {
     fn of(runs: &[Outcome]) -> Side {
         Side {
-            rates: runs.iter().map(|o| o.rate).collect(),
+            rates: runs.iter().map(Outcome::rate).collect(),
             cpu: runs.iter().map(|o| o.cpu_us).collect(),
         }
     }
@@ -346,6 +349,27 @@ impl Report {
         Some(self.signed.cpu_mean(part)? - self.unsigned.cpu_mean(part)?)
     }
 
+    /// What signing adds to each part of the CPU time: (JSON key, label, µs per message).
+    fn extra_cpu_us_by_part(&self) -> [(&'static str, &'static str, Option<f64>); 3] {
+        [
+            (
+                "daemon_except_storage",
+                "daemon except storage",
+                self.extra_cpu_us(|c| Some(c.daemon - c.storage?)),
+            ),
+            (
+                "storage",
+                "storage thread",
+                self.extra_cpu_us(|c| c.storage),
+            ),
+            (
+                "client",
+                "bench clients",
+                self.extra_cpu_us(|c| Some(c.client)),
+            ),
+        ]
+    }
+
     fn to_json(&self) -> Value {
         json!({
             "bench": "signing",
@@ -355,13 +379,11 @@ impl Report {
             "throughput_change_percent": round2(self.change_percent),
             "throughput_change_ci95_percent": [round2(self.interval.0), round2(self.interval.1)],
             "extra_cpu_us_per_message": self.extra_cpu_us(|c| Some(c.total())).map(round2),
-            "extra_cpu_us_per_message_by_part": {
-                "daemon_except_storage": self
-                    .extra_cpu_us(|c| Some(c.daemon - c.storage?))
-                    .map(round2),
-                "storage": self.extra_cpu_us(|c| c.storage).map(round2),
-                "client": self.extra_cpu_us(|c| Some(c.client)).map(round2),
-            },
+            "extra_cpu_us_per_message_by_part": self
+                .extra_cpu_us_by_part()
+                .into_iter()
+                .map(|(key, _, extra)| (key.to_string(), json!(extra.map(round2))))
+                .collect::<serde_json::Map<_, _>>(),
         })
     }
 
@@ -386,26 +408,15 @@ impl Report {
             "  cost         {:+.1} % of throughput (95 % interval {:+.1} to {:+.1} %){cpu}",
             self.change_percent, self.interval.0, self.interval.1
         );
-        let parts = [
-            (
-                "daemon except storage",
-                self.extra_cpu_us(|c| Some(c.daemon - c.storage?)),
-            ),
-            ("storage thread", self.extra_cpu_us(|c| c.storage)),
-            ("bench clients", self.extra_cpu_us(|c| Some(c.client))),
-        ];
-        if parts.iter().all(|(_, v)| v.is_some()) {
+        let parts = self.extra_cpu_us_by_part();
+        if parts.iter().all(|(_, _, v)| v.is_some()) {
             let parts: Vec<String> = parts
                 .iter()
-                .map(|(name, v)| format!("{name} {:+.2}", v.unwrap_or_default()))
+                .map(|(_, label, v)| format!("{label} {:+.2}", v.unwrap_or_default()))
                 .collect();
             println!("  extra CPU    {} µs/message", parts.join(", "));
         }
     }
-}
-
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }
 
 fn mean(xs: &[f64]) -> f64 {

@@ -15,8 +15,8 @@ use tokio::sync::{watch, Notify};
 
 use super::raw::{self, Incoming, RawConn};
 use super::{
-    bench_keys, command_line, forget_agents, make_body, parse_tag, rate_limit_hint, run_suffix,
-    signed_with, CpuPerMessage, CpuProbe,
+    bench_keys, command_line, forget_agents, make_body, parse_tag, rate_limit_hint, round2,
+    run_suffix, signed_with, CpuPerMessage, CpuProbe,
 };
 use crate::cli::ThroughputArgs;
 use crate::context::Ctx;
@@ -74,9 +74,6 @@ pub struct Outcome {
     sent: SenderStats,
     got: ReceiverStats,
     pub elapsed: Duration,
-    /// Unique deliveries per second.
-    pub rate: f64,
-    pub losses: u64,
     /// CPU time per message, when the daemon reports its own.
     pub cpu_us: Option<CpuPerMessage>,
     /// The algorithm the messages were signed with (`--sign`).
@@ -86,13 +83,22 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Unique deliveries per second.
+    pub fn rate(&self) -> f64 {
+        self.got.unique as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Expected messages that never arrived.
+    pub fn losses(&self) -> u64 {
+        self.expected.saturating_sub(self.got.unique)
+    }
+
     /// Every message arrived exactly once.
     pub fn clean(&self) -> bool {
-        self.losses == 0 && self.got.duplicate_ids == 0 && self.got.duplicate_seqs == 0
+        self.losses() == 0 && self.got.duplicate_ids == 0 && self.got.duplicate_seqs == 0
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        let round2 = |v: f64| (v * 100.0).round() / 100.0;
         json!({
             "bench": "throughput",
             "pairs": self.pairs,
@@ -103,10 +109,10 @@ impl Outcome {
             "sent": self.sent.sent,
             "delivered_unique": self.got.unique,
             "elapsed_ms": self.elapsed.as_millis() as u64,
-            "messages_per_sec": self.rate.round(),
+            "messages_per_sec": self.rate().round(),
             "duplicates_by_id": self.got.duplicate_ids,
             "duplicates_by_seq": self.got.duplicate_seqs,
-            "losses": self.losses,
+            "losses": self.losses(),
             "busy": self.sent.busy,
             "nack": self.sent.nack,
             "rate_limited": self.sent.rate_limited,
@@ -141,12 +147,12 @@ impl Outcome {
             self.got.unique,
             self.elapsed.as_secs_f64()
         );
-        println!("  messages/s    {:.0}", self.rate);
+        println!("  messages/s    {:.0}", self.rate());
         println!(
             "  duplicates    {} by id, {} by (sender, seq)",
             self.got.duplicate_ids, self.got.duplicate_seqs
         );
-        println!("  losses        {}", self.losses);
+        println!("  losses        {}", self.losses());
         if let Some(cpu) = self.cpu_us {
             let storage = cpu
                 .storage
@@ -304,8 +310,6 @@ pub async fn measure(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<Outcome
         .last_at
         .map(|t| t.duration_since(started))
         .unwrap_or_else(|| started.elapsed());
-    let rate = got.unique as f64 / elapsed.as_secs_f64().max(1e-9);
-    let losses = expected.saturating_sub(got.unique);
     let cpu_us = cpu.map(|c| c.per_message_us(got.unique));
     let mut params = vec![
         ("pairs", pairs.to_string()),
@@ -326,8 +330,6 @@ pub async fn measure(ctx: &Ctx, args: &ThroughputArgs) -> anyhow::Result<Outcome
         sent,
         got,
         elapsed,
-        rate,
-        losses,
         cpu_us,
         signed: args.sign.map(|_| signed),
         command,
