@@ -308,6 +308,9 @@ pub async fn run(
     } else {
         None
     };
+    let owed = store
+        .owed_broadcasts(relay_protocol::now_ms() as i64 - crate::router::OWED_KEPT_MS)
+        .await?;
     let signing = match verifier {
         Some(verifier) => {
             let window_ms = shared.config.signing.replay_window_secs as i64 * 1000;
@@ -342,7 +345,8 @@ pub async fn run(
         consensus,
         signing,
     )
-    .with_compaction(compaction_handle);
+    .with_compaction(compaction_handle)
+    .with_owed(owed);
     let router_task = tokio::spawn(router.run(router_rx, shutdown.clone()));
 
     let next_id = AtomicU64::new(1);

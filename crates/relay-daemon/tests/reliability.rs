@@ -377,18 +377,29 @@ async fn shutdown_says_bye_to_everyone() {
 /// copy is a duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partly_refused_broadcast_is_retried_to_the_refusers_only() {
+    partly_refused_broadcast(false).await;
+}
+
+/// The same across a daemon restart between the first attempt and the retry: who is owed the
+/// broadcast is kept in storage, so Bob does not get it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_refused_broadcast_is_still_owed_after_a_restart() {
+    partly_refused_broadcast(true).await;
+}
+
+async fn partly_refused_broadcast(restart: bool) {
     let mut cfg = fast_config();
     cfg.limits.max_pending_per_agent = 1;
     // Carol's held message must not be redelivered while the test looks for silence.
     cfg.delivery.ack_timeout_ms = 10_000;
-    let d = TestDaemon::start(cfg).await;
+    let mut d = TestDaemon::start(cfg).await;
     let mut alice = d.client("Alice").await;
     let mut bob = d.client("Bob").await;
     let mut carol = d.client("Carol").await;
 
     // Carol holds one unacknowledged message: she is full.
     alice.send_to("Carol", "hold").await;
-    let held = carol.expect("DELIVER").await;
+    let mut held = carol.expect("DELIVER").await;
 
     let broadcast = json!({"v":1,"type":"SEND","id":"bc-1","ts":1,"to":"*",
                            "payload":{"kind":"message","body":"to all"}});
@@ -407,6 +418,17 @@ async fn a_partly_refused_broadcast_is_retried_to_the_refusers_only() {
         "{nack}"
     );
     carol.expect_silence(Duration::from_millis(200)).await;
+
+    if restart {
+        drop((alice, bob, carol));
+        d.restart().await;
+        alice = d.client("Alice").await;
+        bob = d.client("Bob").await;
+        carol = d.client("Carol").await;
+        // Never acknowledged: Carol's held message comes again.
+        held = carol.expect("DELIVER").await;
+        assert_eq!(held["payload"]["body"], "hold");
+    }
 
     // Carol catches up; the retry reaches her and nobody else.
     carol.ack(&held).await;

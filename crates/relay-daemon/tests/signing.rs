@@ -320,34 +320,30 @@ async fn stored_packed(alg: Algorithm, blob_len: i64) {
     verifies_at_recipient(&m, "Alice", Some("Carol"), &keys);
 }
 
-/// A signed broadcast that one recipient refused (too many unacknowledged messages) is sent
-/// again as the very same frame: the retry reaches only the one that refused it instead of being
-/// refused as a replay, and a third copy, owed to nobody, is a replay.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partly_refused_signed_broadcast_is_retried_under_its_id() {
+/// Config for the owed-broadcast tests: Carol takes one unacknowledged message at a time, and
+/// her held message is not redelivered while a test looks for silence.
+fn one_pending_config() -> relay_config::RelayConfig {
     let mut cfg = signing_config("enforce");
     cfg.limits.max_pending_per_agent = 1;
-    // Carol's held message must not be redelivered while the test looks for silence.
     cfg.delivery.ack_timeout_ms = 10_000;
-    let d = TestDaemon::start(cfg).await;
-    let keys = keystore(&d);
-    let alice_key = key_for(&keys, "Alice", Algorithm::HmacSha256).await;
-    let mut alice = d.client("Alice").await;
-    let mut bob = d.client("Bob").await;
-    let mut carol = d.client("Carol").await;
+    cfg
+}
 
-    // Carol holds one unacknowledged message: she is full.
+/// Carol holds one unacknowledged message from Alice, so a signed broadcast from Alice reaches
+/// Bob and is refused by Carol (NACK BUSY to Alice). Returns Carol's held message and the
+/// broadcast as sent.
+async fn broadcast_refused_by_carol(
+    alice: &mut Client,
+    bob: &mut Client,
+    carol: &mut Client,
+    alice_key: &SigningKey,
+) -> (Value, Value) {
     alice
-        .send(signed(
-            send_env("Carol", "hold"),
-            "Alice",
-            &alice_key,
-            now(),
-        ))
+        .send(signed(send_env("Carol", "hold"), "Alice", alice_key, now()))
         .await;
     let held = carol.expect("DELIVER").await;
 
-    let broadcast = signed(send_env("*", "to all"), "Alice", &alice_key, now());
+    let broadcast = signed(send_env("*", "to all"), "Alice", alice_key, now());
     let id = broadcast["id"].as_str().expect("id").to_string();
     alice.send(broadcast.clone()).await;
     let to_bob = bob.expect("DELIVER").await;
@@ -357,15 +353,23 @@ async fn a_partly_refused_signed_broadcast_is_retried_under_its_id() {
     assert_eq!(nack["payload"]["ack_id"], id.as_str());
     assert_eq!(nack["payload"]["code"], "BUSY", "{nack}");
     carol.expect_silence(Duration::from_millis(200)).await;
+    (held, broadcast)
+}
 
-    // Carol catches up; the same signed frame reaches her, verifying, and nobody else.
-    carol.ack(&held).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+/// The retry of `broadcast` reaches Carol, verifying, and nobody else; a further copy, owed to
+/// nobody, is a replay.
+async fn retry_reaches_carol_only(
+    alice: &mut Client,
+    bob: &mut Client,
+    carol: &mut Client,
+    broadcast: Value,
+    keys: &Keystore,
+) {
     alice.send(broadcast.clone()).await;
     let to_carol = carol.expect("DELIVER").await;
     assert_eq!(to_carol["payload"]["body"], "to all");
     assert_eq!(to_carol["delivery"]["originalTo"], "*");
-    verifies_at_recipient(&to_carol, "Alice", Some("*"), &keys);
+    verifies_at_recipient(&to_carol, "Alice", Some("*"), keys);
     carol.ack(&to_carol).await;
     bob.expect_silence(Duration::from_millis(200)).await;
     // The retry was accepted: no NACK (the BUSY advice from the first attempt may still come).
@@ -374,9 +378,56 @@ async fn a_partly_refused_signed_broadcast_is_retried_under_its_id() {
     }
 
     // Everyone has it now: the same frame again is a replay.
-    refused(&mut alice, broadcast, "already accepted").await;
+    refused(alice, broadcast, "already accepted").await;
     bob.expect_silence(Duration::from_millis(200)).await;
     carol.expect_silence(Duration::from_millis(200)).await;
+}
+
+/// A signed broadcast that one recipient refused (too many unacknowledged messages) is sent
+/// again as the very same frame: the retry reaches only the one that refused it instead of being
+/// refused as a replay, and a third copy, owed to nobody, is a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_refused_signed_broadcast_is_retried_under_its_id() {
+    let d = TestDaemon::start(one_pending_config()).await;
+    let keys = keystore(&d);
+    let alice_key = key_for(&keys, "Alice", Algorithm::HmacSha256).await;
+    let mut alice = d.client("Alice").await;
+    let mut bob = d.client("Bob").await;
+    let mut carol = d.client("Carol").await;
+    let (held, broadcast) =
+        broadcast_refused_by_carol(&mut alice, &mut bob, &mut carol, &alice_key).await;
+
+    // Carol catches up; the same signed frame reaches her and nobody else.
+    carol.ack(&held).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    retry_reaches_carol_only(&mut alice, &mut bob, &mut carol, broadcast, &keys).await;
+}
+
+/// Who is still owed a partly refused signed broadcast survives a daemon restart: the retry
+/// after it reaches only them, where the replay cache (restored from storage) would otherwise
+/// refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_refused_signed_broadcast_is_still_owed_after_a_restart() {
+    let mut d = TestDaemon::start(one_pending_config()).await;
+    let keys = keystore(&d);
+    let alice_key = key_for(&keys, "Alice", Algorithm::HmacSha256).await;
+    let mut alice = d.client("Alice").await;
+    let mut bob = d.client("Bob").await;
+    let mut carol = d.client("Carol").await;
+    let (_, broadcast) =
+        broadcast_refused_by_carol(&mut alice, &mut bob, &mut carol, &alice_key).await;
+
+    drop((alice, bob, carol));
+    d.restart().await;
+    let mut alice = d.client("Alice").await;
+    let mut bob = d.client("Bob").await;
+    let mut carol = d.client("Carol").await;
+    // Carol's held message was never acknowledged: it comes again; she catches up.
+    let held = carol.expect("DELIVER").await;
+    assert_eq!(held["payload"]["body"], "hold");
+    carol.ack(&held).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    retry_reaches_carol_only(&mut alice, &mut bob, &mut carol, broadcast, &keys).await;
 }
 
 /// A signed SEND's id is kept by the replay cache instead of the sender's dedupe window; an

@@ -15,8 +15,8 @@ use crate::memory::MemoryBackend;
 use crate::metrics::{MetricsCell, StoreMetrics};
 use crate::sqlite::SqliteBackend;
 use crate::types::{
-    AgentRecord, ChannelMembership, ContextSnapshot, MessageQuery, ProposalRecord, Query,
-    QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
+    AgentRecord, ChannelMembership, ContextSnapshot, MessageQuery, OwedBroadcast, ProposalRecord,
+    Query, QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
 };
 use crate::writer::{Command, Core, Writer};
 
@@ -346,6 +346,14 @@ impl StoreHandle {
         }
     }
 
+    /// Broadcasts still owed to some recipients, updated at or after `since`, oldest first.
+    pub async fn owed_broadcasts(&self, since: i64) -> Result<Vec<OwedBroadcast>, StoreError> {
+        match self.query(Query::OwedBroadcasts { since }).await? {
+            QueryResult::Owed(rows) => Ok(rows),
+            other => Err(unexpected("Owed", &other)),
+        }
+    }
+
     /// The context snapshot of `agent`, if one was stored.
     pub async fn context_snapshot(
         &self,
@@ -465,6 +473,7 @@ fn unexpected(wanted: &str, got: &QueryResult) -> StoreError {
         QueryResult::Proposals(_) => "Proposals",
         QueryResult::Signatures(_) => "Signatures",
         QueryResult::ContextSnapshot(_) => "ContextSnapshot",
+        QueryResult::Owed(_) => "Owed",
     };
     StoreError::Internal(format!(
         "backend answered {got} where {wanted} was expected"

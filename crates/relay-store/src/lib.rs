@@ -84,6 +84,6 @@ pub use metrics::StoreMetrics;
 pub use sqlite::SqliteBackend;
 pub use types::{
     is_channel_recipient, member_key, now_ms, AgentRecord, ChannelMembership, ContextSnapshot,
-    MessageQuery, MessageStatus, Order, ParseStatusError, ProposalRecord, Query, QueryResult,
-    SeqSeed, SessionRecord, SignatureJson, StoreStats, StoredMessage, WriteOp,
+    MessageQuery, MessageStatus, Order, OwedBroadcast, ParseStatusError, ProposalRecord, Query,
+    QueryResult, SeqSeed, SessionRecord, SignatureJson, StoreStats, StoredMessage, WriteOp,
 };

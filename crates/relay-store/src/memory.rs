@@ -8,8 +8,8 @@ use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::types::{
     is_channel_recipient, member_key, AgentRecord, ChannelMembership, ContextSnapshot,
-    MessageQuery, Order, ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord, StoreStats,
-    StoredMessage, WriteOp,
+    MessageQuery, Order, OwedBroadcast, ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord,
+    StoreStats, StoredMessage, WriteOp,
 };
 
 /// Position of a message: `(ts, insertion sequence)`. Ordering by key is the
@@ -51,6 +51,8 @@ pub struct MemoryBackend {
     proposals: BTreeMap<String, ProposalRecord>,
     signatures: BTreeMap<(String, String), i64>,
     snapshots: HashMap<String, ContextSnapshot>,
+    /// Keyed by `(sender, id)`.
+    owed: BTreeMap<(String, String), OwedBroadcast>,
     evicted_pending: u64,
 }
 
@@ -71,6 +73,7 @@ impl MemoryBackend {
             proposals: BTreeMap::new(),
             signatures: BTreeMap::new(),
             snapshots: HashMap::new(),
+            owed: BTreeMap::new(),
             evicted_pending: 0,
         }
     }
@@ -287,6 +290,20 @@ impl MemoryBackend {
             WriteOp::PutContextSnapshot(c) => {
                 self.snapshots.insert(c.agent.clone(), c.clone());
             }
+            WriteOp::SetOwed(owed) => {
+                let key = (owed.sender.clone(), owed.id.clone());
+                if owed.recipients.is_empty() {
+                    self.owed.remove(&key);
+                } else {
+                    let mut owed = owed.clone();
+                    owed.recipients.sort();
+                    owed.recipients.dedup();
+                    self.owed.insert(key, owed);
+                }
+            }
+            WriteOp::PruneOwed { before } => {
+                self.owed.retain(|_, o| o.updated_at >= *before);
+            }
             WriteOp::PruneProposals { settled_before } => {
                 self.proposals
                     .retain(|_, p| p.status == "pending" || p.updated_at >= *settled_before);
@@ -491,6 +508,17 @@ impl Backend for MemoryBackend {
             Query::Stats => QueryResult::Stats(self.stats()),
             Query::ContextSnapshot { agent } => {
                 QueryResult::ContextSnapshot(self.snapshots.get(agent).cloned())
+            }
+            Query::OwedBroadcasts { since } => {
+                let mut owed: Vec<OwedBroadcast> = self
+                    .owed
+                    .values()
+                    .filter(|o| o.updated_at >= *since)
+                    .cloned()
+                    .collect();
+                // The map's order is (sender, id); a stable sort by time keeps it for ties.
+                owed.sort_by_key(|o| o.updated_at);
+                QueryResult::Owed(owed)
             }
             Query::Conversation {
                 agent,

@@ -55,7 +55,26 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "messages.sig may hold packed signatures (BLOB)",
         apply: migration_6,
     },
+    Migration {
+        version: 7,
+        description: "broadcasts still owed to recipients that refused them for now",
+        apply: migration_7,
+    },
 ];
+
+fn migration_7(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS owed_broadcasts (
+             sender TEXT NOT NULL,
+             id TEXT NOT NULL,
+             recipient TEXT NOT NULL,
+             updated_at INTEGER NOT NULL,
+             PRIMARY KEY (sender, id, recipient)
+         );
+         CREATE INDEX IF NOT EXISTS idx_owed_broadcasts_updated ON owed_broadcasts (updated_at);",
+    )?;
+    Ok(())
+}
 
 /// Changes no table: from this version on `messages.sig` holds BLOBs (see `packed_sig`) as well
 /// as JSON text. The version bump is what matters: a build that reads `sig` only as text refuses

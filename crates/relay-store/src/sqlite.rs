@@ -22,8 +22,8 @@ use crate::migrations;
 use crate::packed_sig;
 use crate::types::{
     member_key, AgentRecord, ChannelMembership, ContextSnapshot, MessageQuery, MessageStatus,
-    Order, ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord, SignatureJson, StoreStats,
-    StoredMessage, WriteOp,
+    Order, OwedBroadcast, ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord,
+    SignatureJson, StoreStats, StoredMessage, WriteOp,
 };
 
 /// Columns of `messages`, in the order [`message_from_row`] reads them.
@@ -312,6 +312,33 @@ impl SqliteBackend {
         Ok(out)
     }
 
+    /// One row per owed recipient; the rows of one broadcast share its time, so ordering by
+    /// time, sender and id keeps them together.
+    fn owed_broadcasts(&self, since: i64) -> Result<Vec<OwedBroadcast>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sender, id, recipient, updated_at FROM owed_broadcasts \
+             WHERE updated_at >= ?1 ORDER BY updated_at, sender, id, recipient",
+        )?;
+        let mut rows = stmt.query([since])?;
+        let mut out: Vec<OwedBroadcast> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let (sender, id, recipient, updated_at): (String, String, String, i64) =
+                (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+            match out.last_mut() {
+                Some(last) if last.sender == sender && last.id == id => {
+                    last.recipients.push(recipient)
+                }
+                _ => out.push(OwedBroadcast {
+                    sender,
+                    id,
+                    recipients: vec![recipient],
+                    updated_at,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
     fn context_snapshot(&self, agent: &str) -> Result<Option<ContextSnapshot>, StoreError> {
         Ok(self
             .conn
@@ -489,6 +516,7 @@ impl Backend for SqliteBackend {
             Query::ContextSnapshot { agent } => {
                 QueryResult::ContextSnapshot(self.context_snapshot(agent)?)
             }
+            Query::OwedBroadcasts { since } => QueryResult::Owed(self.owed_broadcasts(*since)?),
             Query::Conversation {
                 agent,
                 channels,
@@ -675,6 +703,21 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
         }
         WriteOp::PruneSignatures { before } => {
             conn.prepare_cached("DELETE FROM signature_replay WHERE t < ?1")?
+                .execute(params![before])?;
+        }
+        WriteOp::SetOwed(owed) => {
+            conn.prepare_cached("DELETE FROM owed_broadcasts WHERE sender = ?1 AND id = ?2")?
+                .execute(params![owed.sender, owed.id])?;
+            let mut insert = conn.prepare_cached(
+                "INSERT OR REPLACE INTO owed_broadcasts (sender, id, recipient, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for recipient in &owed.recipients {
+                insert.execute(params![owed.sender, owed.id, recipient, owed.updated_at])?;
+            }
+        }
+        WriteOp::PruneOwed { before } => {
+            conn.prepare_cached("DELETE FROM owed_broadcasts WHERE updated_at < ?1")?
                 .execute(params![before])?;
         }
         WriteOp::PutContextSnapshot(c) => {

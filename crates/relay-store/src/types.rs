@@ -404,6 +404,26 @@ pub enum WriteOp {
     PruneSignatures { before: i64 },
     /// Insert or replace an agent's context snapshot (one per agent).
     PutContextSnapshot(ContextSnapshot),
+    /// Record who is still owed a broadcast, replacing what was recorded for its sender and
+    /// id; no recipients forgets it.
+    SetOwed(OwedBroadcast),
+    /// Forget owed broadcasts last updated before this time.
+    PruneOwed { before: i64 },
+}
+
+/// A broadcast that some recipients refused for now (NACK BUSY): who is still owed it. The
+/// sender's retry under the same id goes to them only, and a signed retry passes the replay
+/// check; kept in storage so that this holds across a daemon restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwedBroadcast {
+    /// The sender.
+    pub sender: String,
+    /// The SEND's id.
+    pub id: String,
+    /// Recipients still owed it, sorted.
+    pub recipients: Vec<String>,
+    /// When the broadcast was last sent (first attempt or retry), epoch milliseconds.
+    pub updated_at: i64,
 }
 
 /// The latest compacted context of one agent (context compaction): what the agent was handed,
@@ -481,6 +501,9 @@ pub enum Query {
     RecentSignatures { since: i64 },
     /// The context snapshot of `agent` -> [`QueryResult::ContextSnapshot`].
     ContextSnapshot { agent: String },
+    /// Owed broadcasts updated at or after `since`, oldest first (then by sender and id) ->
+    /// [`QueryResult::Owed`].
+    OwedBroadcasts { since: i64 },
     /// The conversation `agent` took part in: messages it sent, messages addressed to it, and
     /// messages posted to any of `channels`, with `ts >= since_ts` and `ts < until_ts` when
     /// given, **newest first**, at most `limit` rows -> [`QueryResult::Messages`].
@@ -512,6 +535,7 @@ pub enum QueryResult {
     /// `(signer, message id, signing time)`.
     Signatures(Vec<(String, String, i64)>),
     ContextSnapshot(Option<ContextSnapshot>),
+    Owed(Vec<OwedBroadcast>),
 }
 
 /// Case-folded member name used to match channel members.

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use relay_store::{
-    ChannelMembership, MessageQuery, MessageStatus, Order, SignatureJson, StoreError, StoreStats,
-    WriteOp,
+    ChannelMembership, MessageQuery, MessageStatus, Order, OwedBroadcast, SignatureJson,
+    StoreError, StoreStats, WriteOp,
 };
 
 suite!(
@@ -30,6 +30,7 @@ suite!(
     proposals_upsert_list_and_prune,
     signatures_record_query_and_prune,
     signed_message_rows_count_as_recent_signatures,
+    owed_broadcasts_are_replaced_listed_and_pruned,
 );
 
 fn insert(f: &Fixture, m: relay_store::StoredMessage) -> Result<(), StoreError> {
@@ -902,5 +903,65 @@ async fn signatures_record_query_and_prune(f: Fixture) -> TestResult {
     );
     f.store.write(WriteOp::PruneSignatures { before: 250 })?;
     assert_eq!(f.store.recent_signatures(0).await?.len(), 1);
+    Ok(())
+}
+
+fn owed(sender: &str, id: &str, recipients: &[&str], updated_at: i64) -> OwedBroadcast {
+    OwedBroadcast {
+        sender: sender.into(),
+        id: id.into(),
+        recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        updated_at,
+    }
+}
+
+/// Who is owed a broadcast is replaced as a whole by each write (a retry strikes off those it
+/// reached), forgotten when nobody is left, listed oldest first from a time, and pruned by age.
+async fn owed_broadcasts_are_replaced_listed_and_pruned(f: Fixture) -> TestResult {
+    f.store.write(WriteOp::SetOwed(owed(
+        "Alice",
+        "b-1",
+        &["Dave", "Carol"],
+        100,
+    )))?;
+    f.store
+        .write(WriteOp::SetOwed(owed("Bob", "b-1", &["Alice"], 200)))?;
+    f.store
+        .write(WriteOp::SetOwed(owed("Alice", "b-2", &["Carol"], 300)))?;
+    assert_eq!(
+        f.store.owed_broadcasts(0).await?,
+        [
+            owed("Alice", "b-1", &["Carol", "Dave"], 100),
+            owed("Bob", "b-1", &["Alice"], 200),
+            owed("Alice", "b-2", &["Carol"], 300),
+        ]
+    );
+    assert_eq!(
+        f.store.owed_broadcasts(200).await?,
+        [
+            owed("Bob", "b-1", &["Alice"], 200),
+            owed("Alice", "b-2", &["Carol"], 300)
+        ]
+    );
+
+    // A retry reached Carol: Dave alone is still owed, as of the retry.
+    f.store
+        .write(WriteOp::SetOwed(owed("Alice", "b-1", &["Dave"], 400)))?;
+    // A retry reached everyone: forgotten.
+    f.store
+        .write(WriteOp::SetOwed(owed("Bob", "b-1", &[], 400)))?;
+    assert_eq!(
+        f.store.owed_broadcasts(0).await?,
+        [
+            owed("Alice", "b-2", &["Carol"], 300),
+            owed("Alice", "b-1", &["Dave"], 400),
+        ]
+    );
+
+    f.store.write(WriteOp::PruneOwed { before: 350 })?;
+    assert_eq!(
+        f.store.owed_broadcasts(0).await?,
+        [owed("Alice", "b-1", &["Dave"], 400)]
+    );
     Ok(())
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::*;
 use relay_store::{
-    migrations, now_ms, ChannelMembership, MessageQuery, MessageStatus, Order, Store, StoreConfig,
-    StoreError, WriteOp,
+    migrations, now_ms, ChannelMembership, MessageQuery, MessageStatus, Order, OwedBroadcast,
+    Store, StoreConfig, StoreError, WriteOp,
 };
 use rusqlite::{params, Connection};
 
@@ -80,6 +80,13 @@ async fn data_survives_close_and_reopen() -> TestResult {
         member: "Bob".into(),
         joined_at: 4,
     }))?;
+    let owed = OwedBroadcast {
+        sender: "alice".into(),
+        id: "b-1".into(),
+        recipients: vec!["bob".into(), "carol".into()],
+        updated_at: 5,
+    };
+    store.write(WriteOp::SetOwed(owed.clone()))?;
     let before = store.stats().await?;
     tokio::task::spawn_blocking(move || store.close()).await??;
 
@@ -95,6 +102,7 @@ async fn data_survives_close_and_reopen() -> TestResult {
     );
     assert_eq!(store.agents().await?, vec![agent("bob", 1, 2)]);
     assert_eq!(store.channel_memberships().await?.len(), 1);
+    assert_eq!(store.owed_broadcasts(0).await?, vec![owed]);
     // Re-joining with another letter case after a restart stays idempotent.
     store.write(WriteOp::JoinChannel(ChannelMembership {
         channel: "#general".into(),

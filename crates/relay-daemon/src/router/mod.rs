@@ -17,6 +17,7 @@ mod send;
 pub(crate) mod spawn;
 
 pub use replay::ReplayRequest;
+pub(crate) use send::OWED_KEPT_MS;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -286,6 +287,7 @@ impl Router {
                     }
                     if self.ticks.is_multiple_of(60) {
                         self.prune_signatures();
+                        self.prune_owed();
                     }
                 }
             }

@@ -9,11 +9,16 @@ use relay_protocol::{
     encode_frame, BusyPayload, DeliveryInfo, EntityType, Envelope, ErrorCode, MessageType,
     NackCode, NackPayload, SendPayload, ShadowBindPayload, ShadowUnbindPayload,
 };
-use relay_store::{MessageStatus, StoredMessage, WriteOp};
+use relay_store::{MessageStatus, OwedBroadcast, StoredMessage, WriteOp};
 use tokio_util::time::{delay_queue, DelayQueue};
 
 use super::context::{Recipients, Routed};
 use super::dedupe::{IdKey, Seen};
+
+/// How long storage keeps a partly refused broadcast's owed recipients after its last attempt
+/// (what a retry after a daemon restart can rely on); in memory they stay as long as the id is
+/// in its sender's dedupe window.
+pub(crate) const OWED_KEPT_MS: i64 = 3_600_000;
 use super::delivery::{stored_from_deliver, ttl_of};
 use super::{Pushed, Router};
 use crate::failure::FailureReason;
@@ -258,6 +263,7 @@ impl Router {
                 .into_iter()
                 .filter(|name| owed.contains(name))
                 .collect();
+            self.store_owed(&sender, &env.id, &still_owed);
             self.remember_send(&sender, &env.id, id_key, still_owed);
             return;
         }
@@ -265,7 +271,11 @@ impl Router {
             // Refused, or nobody to deliver to: not accepted, so not remembered.
             return;
         }
-        self.remember_send(&sender, &env.id, id_key, refused.into_iter().collect());
+        let refused: HashSet<String> = refused.into_iter().collect();
+        if !refused.is_empty() {
+            self.store_owed(&sender, &env.id, &refused);
+        }
+        self.remember_send(&sender, &env.id, id_key, refused);
         // Storage falling behind: ask the sender to slow down before anything is refused.
         let (depth, capacity) = self.shared.store.queue_fill();
         if depth * 2 > capacity {
@@ -601,6 +611,46 @@ impl Router {
         };
         let window = self.shared.config.delivery.dedupe_window;
         self.dedupe.remember(sender, key, window, owed);
+    }
+
+    /// Keeps who is still owed broadcast `id` in storage (nobody: forgets it), so that the
+    /// sender's retry reaches them, and only them, after a daemon restart too; a signed retry
+    /// would otherwise be refused there as a replay. Written only when a broadcast is partly
+    /// refused and after each retry of one.
+    fn store_owed(&mut self, sender: &str, id: &str, owed: &HashSet<String>) {
+        let mut recipients: Vec<String> = owed.iter().cloned().collect();
+        recipients.sort();
+        self.store_write(WriteOp::SetOwed(OwedBroadcast {
+            sender: sender.to_string(),
+            id: id.to_string(),
+            recipients,
+            updated_at: relay_protocol::now_ms() as i64,
+        }));
+    }
+
+    /// Takes back the broadcasts still owed when the daemon last stopped
+    /// ([`Router::store_owed`]).
+    pub(crate) fn with_owed(mut self, owed: Vec<OwedBroadcast>) -> Router {
+        let window = self.shared.config.delivery.dedupe_window;
+        let restored = owed.len();
+        for o in owed {
+            let key = self.dedupe.key(&o.id);
+            self.dedupe
+                .remember(&o.sender, key, window, o.recipients.into_iter().collect());
+        }
+        if restored > 0 {
+            tracing::info!(
+                restored,
+                "broadcasts still owed to some recipients restored"
+            );
+        }
+        self
+    }
+
+    /// Forgets owed broadcasts nobody retried for [`OWED_KEPT_MS`].
+    pub(crate) fn prune_owed(&mut self) {
+        let before = relay_protocol::now_ms() as i64 - OWED_KEPT_MS;
+        self.store_write(WriteOp::PruneOwed { before });
     }
 
     /// What is known of SEND `id` from `sender`: its dedupe window (when `id_key` is given),
