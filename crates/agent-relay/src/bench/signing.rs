@@ -98,7 +98,7 @@ pub async fn run(ctx: &Ctx, args: &SigningArgs) -> anyhow::Result<ExitCode> {
         report.print_text();
         println!("command: {command}");
     }
-    let clean = unsigned.iter().chain(&signed).all(Outcome::clean);
+    let clean = every_run_clean(&unsigned, &signed);
     if !clean {
         eprintln!("some runs lost or duplicated messages: see the runs above");
     }
@@ -107,6 +107,12 @@ pub async fn run(ctx: &Ctx, args: &SigningArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Whether every run delivered every message exactly once: the command fails otherwise, since
+/// a run that lost or duplicated messages measured something else.
+fn every_run_clean(unsigned: &[Outcome], signed: &[Outcome]) -> bool {
+    unsigned.iter().chain(signed).all(Outcome::clean)
 }
 
 /// Whether each run of round `round` signs: unsigned first in even rounds, signed first in odd.
@@ -467,6 +473,17 @@ fn bootstrap_interval(unsigned: &[f64], signed: &[f64], resamples: usize, seed: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_run_with_a_loss_or_a_duplicate_fails_the_command() {
+        let clean = || Outcome::counted(100, 100, 0);
+        assert!(every_run_clean(&[clean(), clean()], &[clean(), clean()]));
+        let lost_one = Outcome::counted(100, 99, 0);
+        assert_eq!(lost_one.losses(), 1);
+        assert!(!every_run_clean(&[clean()], &[clean(), lost_one]));
+        let duplicated_one = Outcome::counted(100, 100, 1);
+        assert!(!every_run_clean(&[duplicated_one], &[clean()]));
+    }
 
     #[test]
     fn rounds_alternate_which_side_runs_first() {

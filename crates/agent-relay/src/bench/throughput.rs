@@ -98,6 +98,32 @@ impl Outcome {
         self.losses() == 0 && self.got.duplicate_ids == 0 && self.got.duplicate_seqs == 0
     }
 
+    /// A one-second run of `expected` messages of which `unique` arrived, `duplicate_ids` more
+    /// than once.
+    #[cfg(test)]
+    pub(crate) fn counted(expected: u64, unique: u64, duplicate_ids: u64) -> Outcome {
+        Outcome {
+            pairs: 1,
+            per_pair: expected,
+            size: 100,
+            window: 1000,
+            expected,
+            sent: SenderStats {
+                sent: expected,
+                ..SenderStats::default()
+            },
+            got: ReceiverStats {
+                unique,
+                duplicate_ids,
+                ..ReceiverStats::default()
+            },
+            elapsed: Duration::from_secs(1),
+            cpu_us: None,
+            signed: None,
+            command: String::new(),
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         json!({
             "bench": "throughput",
