@@ -308,8 +308,15 @@ pub async fn run(
     } else {
         None
     };
+    let started = relay_protocol::now_ms() as i64;
+    let recent_sends = store
+        .recent_send_ids(
+            started - crate::router::RESTORED_MAX_AGE_MS,
+            crate::router::RESTORED_MAX_IDS,
+        )
+        .await?;
     let owed = store
-        .owed_broadcasts(relay_protocol::now_ms() as i64 - crate::router::OWED_KEPT_MS)
+        .owed_broadcasts(started - crate::router::OWED_KEPT_MS)
         .await?;
     let signing = match verifier {
         Some(verifier) => {
@@ -346,7 +353,7 @@ pub async fn run(
         signing,
     )
     .with_compaction(compaction_handle)
-    .with_owed(owed);
+    .with_recent_sends(recent_sends, owed);
     let router_task = tokio::spawn(router.run(router_rx, shutdown.clone()));
 
     let next_id = AtomicU64::new(1);

@@ -372,6 +372,39 @@ async fn shutdown_says_bye_to_everyone() {
     assert!(!d.socket.exists() || std::os::unix::net::UnixStream::connect(&d.socket).is_err());
 }
 
+/// A SEND sent again after a daemon restart under an id accepted before it (a client whose ACK
+/// was lost with the old daemon) is a duplicate, for a direct message and for a broadcast alike;
+/// new ids still go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_repeated_after_a_restart_is_still_a_duplicate() {
+    let mut d = TestDaemon::start(fast_config()).await;
+    let mut alice = d.client("Alice").await;
+    let mut bob = d.client("Bob").await;
+    let direct = json!({"v":1,"type":"SEND","id":"before-restart","ts":1,"to":"Bob",
+                        "payload":{"kind":"message","body":"once"}});
+    let broadcast = json!({"v":1,"type":"SEND","id":"bc-before-restart","ts":1,"to":"*",
+                           "payload":{"kind":"message","body":"once to all"}});
+    alice.send(direct.clone()).await;
+    assert_eq!(bob.recv_ack().await["payload"]["body"], "once");
+    alice.send(broadcast.clone()).await;
+    assert_eq!(bob.recv_ack().await["payload"]["body"], "once to all");
+    alice.query("STATUS", json!({})).await;
+
+    drop((alice, bob));
+    d.restart().await;
+    let mut alice = d.client("Alice").await;
+    let mut bob = d.client("Bob").await;
+    alice.send(direct).await;
+    alice.send(broadcast).await;
+    alice.send_to("Bob", "after the restart").await;
+    assert_eq!(
+        bob.recv_ack().await["payload"]["body"],
+        "after the restart",
+        "the copies sent again are not delivered"
+    );
+    bob.expect_silence(Duration::from_millis(200)).await;
+}
+
 /// A broadcast that one recipient refused (too many unacknowledged messages) is accepted for the
 /// others; sent again under the same id it reaches only the one that refused it, and a third
 /// copy is a duplicate.

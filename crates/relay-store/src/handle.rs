@@ -346,6 +346,19 @@ impl StoreHandle {
         }
     }
 
+    /// `(sender, SEND id)` of the newest `limit` unsigned messages stored at or after `since`,
+    /// oldest first: what the daemon's duplicate check knew before a restart.
+    pub async fn recent_send_ids(
+        &self,
+        since: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        match self.query(Query::RecentSendIds { since, limit }).await? {
+            QueryResult::SendIds(rows) => Ok(rows),
+            other => Err(unexpected("SendIds", &other)),
+        }
+    }
+
     /// Broadcasts still owed to some recipients, updated at or after `since`, oldest first.
     pub async fn owed_broadcasts(&self, since: i64) -> Result<Vec<OwedBroadcast>, StoreError> {
         match self.query(Query::OwedBroadcasts { since }).await? {
@@ -474,6 +487,7 @@ fn unexpected(wanted: &str, got: &QueryResult) -> StoreError {
         QueryResult::Signatures(_) => "Signatures",
         QueryResult::ContextSnapshot(_) => "ContextSnapshot",
         QueryResult::Owed(_) => "Owed",
+        QueryResult::SendIds(_) => "SendIds",
     };
     StoreError::Internal(format!(
         "backend answered {got} where {wanted} was expected"

@@ -509,6 +509,19 @@ impl Backend for MemoryBackend {
             Query::ContextSnapshot { agent } => {
                 QueryResult::ContextSnapshot(self.snapshots.get(agent).cloned())
             }
+            Query::RecentSendIds { since, limit } => {
+                // `messages` is keyed by (ts, insertion order): newest last.
+                let mut rows: Vec<(String, String)> = self
+                    .messages
+                    .values()
+                    .rev()
+                    .filter(|row| row.ts >= *since && row.sig.is_none())
+                    .filter_map(|row| Some((row.from.clone(), row.source_id.clone()?)))
+                    .take(*limit)
+                    .collect();
+                rows.reverse();
+                QueryResult::SendIds(rows)
+            }
             Query::OwedBroadcasts { since } => {
                 let mut owed: Vec<OwedBroadcast> = self
                     .owed

@@ -517,6 +517,19 @@ impl Backend for SqliteBackend {
                 QueryResult::ContextSnapshot(self.context_snapshot(agent)?)
             }
             Query::OwedBroadcasts { since } => QueryResult::Owed(self.owed_broadcasts(*since)?),
+            Query::RecentSendIds { since, limit } => {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT sender, source_id FROM messages \
+                     WHERE ts >= ?1 AND source_id IS NOT NULL AND sig IS NULL \
+                     ORDER BY ts DESC, rowid DESC LIMIT ?2",
+                )?;
+                let limit = i64::try_from(*limit).unwrap_or(i64::MAX);
+                let mut rows = stmt
+                    .query_map(params![since, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<(String, String)>, _>>()?;
+                rows.reverse();
+                QueryResult::SendIds(rows)
+            }
             Query::Conversation {
                 agent,
                 channels,

@@ -501,6 +501,10 @@ pub enum Query {
     RecentSignatures { since: i64 },
     /// The context snapshot of `agent` -> [`QueryResult::ContextSnapshot`].
     ContextSnapshot { agent: String },
+    /// `(sender, SEND id)` of the newest `limit` unsigned messages stored at or after `since`
+    /// (channel posts included; one pair per stored row, so a broadcast's id comes once per
+    /// recipient), **oldest first** -> [`QueryResult::SendIds`].
+    RecentSendIds { since: i64, limit: usize },
     /// Owed broadcasts updated at or after `since`, oldest first (then by sender and id) ->
     /// [`QueryResult::Owed`].
     OwedBroadcasts { since: i64 },
@@ -536,6 +540,8 @@ pub enum QueryResult {
     Signatures(Vec<(String, String, i64)>),
     ContextSnapshot(Option<ContextSnapshot>),
     Owed(Vec<OwedBroadcast>),
+    /// `(sender, SEND id)`.
+    SendIds(Vec<(String, String)>),
 }
 
 /// Case-folded member name used to match channel members.

@@ -31,6 +31,7 @@ suite!(
     signatures_record_query_and_prune,
     signed_message_rows_count_as_recent_signatures,
     owed_broadcasts_are_replaced_listed_and_pruned,
+    recent_send_ids_are_the_newest_unsigned_rows,
 );
 
 fn insert(f: &Fixture, m: relay_store::StoredMessage) -> Result<(), StoreError> {
@@ -963,5 +964,39 @@ async fn owed_broadcasts_are_replaced_listed_and_pruned(f: Fixture) -> TestResul
         f.store.owed_broadcasts(0).await?,
         [owed("Alice", "b-1", &["Dave"], 400)]
     );
+    Ok(())
+}
+
+/// What the duplicate check is rebuilt from after a restart: the SEND ids of recent unsigned
+/// rows (signed ones are the replay cache's), the newest `limit`, oldest first.
+async fn recent_send_ids_are_the_newest_unsigned_rows(f: Fixture) -> TestResult {
+    for (id, ts, from, source) in [
+        ("r1", 100, "Alice", Some("s-1")),
+        ("r2", 200, "Alice", Some("s-2")),
+        ("r3", 200, "Bob", Some("s-2")),
+        ("r4", 300, "Alice", None),
+        ("r5", 400, "Bob", Some("s-3")),
+    ] {
+        let mut row = msg(id, ts, from, "Carol");
+        row.source_id = source.map(str::to_string);
+        insert(&f, row)?;
+    }
+    let mut signed = msg("r6", 500, "Alice", "Carol");
+    signed.source_id = Some("s-4".into());
+    signed.sig = SignatureJson::from_text(
+        r#"{"s":"AAAA","k":"k1","t":500,"a":"hmac-sha256","m":"s-4"}"#.to_string(),
+    );
+    insert(&f, signed)?;
+
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        f.store.recent_send_ids(150, 10).await?,
+        [pair("Alice", "s-2"), pair("Bob", "s-2"), pair("Bob", "s-3")]
+    );
+    assert_eq!(
+        f.store.recent_send_ids(0, 2).await?,
+        [pair("Bob", "s-2"), pair("Bob", "s-3")]
+    );
+    assert!(f.store.recent_send_ids(450, 10).await?.is_empty());
     Ok(())
 }

@@ -22,6 +22,13 @@ pub(crate) const MAX_ABSENT_SENDERS: usize = 1024;
 /// Ids kept in all for senders no longer connected (about 40 MB).
 pub(crate) const MAX_ABSENT_IDS: usize = 1_000_000;
 
+/// At a restart the windows are refilled from the ids of messages stored in this many ms
+/// before it ([`SendDedupe::restore`])...
+pub(crate) const RESTORED_MAX_AGE_MS: i64 = 600_000;
+
+/// ...at most this many (the newest).
+pub(crate) const RESTORED_MAX_IDS: usize = 100_000;
+
 /// A message id as the windows keep it: its 128-bit keyed hash ([`SendDedupe::key`]).
 pub(crate) type IdKey = u128;
 
@@ -169,6 +176,22 @@ impl SendDedupe {
             .unwrap_or_else(|| unreachable!("inserted above"))
     }
 
+    /// Takes back the ids accepted before a restart, oldest first (`(sender, id)`, a pair
+    /// repeated for each recipient of a broadcast), in windows of `cap`. Nobody is connected
+    /// yet: every sender counts as having left, so the bounds on absent senders hold.
+    pub(crate) fn restore(&mut self, ids: Vec<(String, String)>, cap: usize) {
+        let mut senders = Vec::new();
+        for (sender, id) in ids {
+            let key = self.key(&id);
+            if !self.windows.contains_key(&sender) {
+                senders.push(sender.clone());
+            }
+            self.window_of(&sender).insert(key, cap);
+        }
+        self.departed.extend(senders);
+        self.forget_oldest_absent();
+    }
+
     /// `sender`'s connection closed: its window is kept for a while (see the module doc).
     /// `connected` tells which names are connected now.
     pub(crate) fn sender_left(&mut self, sender: &str, connected: impl Fn(&str) -> bool) {
@@ -178,6 +201,11 @@ impl SendDedupe {
         self.departed.retain(|name| name != sender);
         self.departed.push_back(sender.to_string());
         self.departed.retain(|name| !connected(name));
+        self.forget_oldest_absent();
+    }
+
+    /// Drops the windows of the senders who left first, beyond the bounds on absent senders.
+    fn forget_oldest_absent(&mut self) {
         let mut ids: usize = self
             .departed
             .iter()
@@ -207,6 +235,25 @@ mod tests {
 
     fn names(list: &[&str]) -> HashSet<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn restored_ids_are_duplicates_and_their_senders_count_as_absent() {
+        let mut d = SendDedupe::default();
+        let last = format!("agent-{}", MAX_ABSENT_SENDERS + 1);
+        let ids = (0..MAX_ABSENT_SENDERS + 2)
+            .map(|i| (format!("agent-{i}"), "m-1".to_string()))
+            .chain([(last.clone(), "m-2".to_string())])
+            .collect();
+        d.restore(ids, 10);
+        assert_eq!(d.seen(&last, d.key("m-1")), Seen::Duplicate);
+        assert_eq!(d.seen(&last, d.key("m-2")), Seen::Duplicate);
+        assert_eq!(d.seen(&last, d.key("m-3")), Seen::New);
+        assert_eq!(d.seen("agent-2", d.key("m-1")), Seen::Duplicate);
+        // The senders restored first are forgotten first, as if they had left first.
+        assert_eq!(d.senders(), MAX_ABSENT_SENDERS);
+        assert_eq!(d.seen("agent-0", d.key("m-1")), Seen::New);
+        assert_eq!(d.seen("agent-1", d.key("m-1")), Seen::New);
     }
 
     #[test]

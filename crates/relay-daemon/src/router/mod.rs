@@ -16,6 +16,7 @@ mod replay;
 mod send;
 pub(crate) mod spawn;
 
+pub(crate) use dedupe::{RESTORED_MAX_AGE_MS, RESTORED_MAX_IDS};
 pub use replay::ReplayRequest;
 pub(crate) use send::OWED_KEPT_MS;
 

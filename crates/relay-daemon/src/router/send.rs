@@ -628,10 +628,22 @@ impl Router {
         }));
     }
 
-    /// Takes back the broadcasts still owed when the daemon last stopped
-    /// ([`Router::store_owed`]).
-    pub(crate) fn with_owed(mut self, owed: Vec<OwedBroadcast>) -> Router {
+    /// Takes back what the duplicate check knew when the daemon last stopped: the ids of the
+    /// unsigned SENDs stored shortly before (signed ones are in the replay cache), then the
+    /// broadcasts still owed ([`Router::store_owed`]).
+    pub(crate) fn with_recent_sends(
+        mut self,
+        ids: Vec<(String, String)>,
+        owed: Vec<OwedBroadcast>,
+    ) -> Router {
         let window = self.shared.config.delivery.dedupe_window;
+        if !ids.is_empty() {
+            tracing::info!(
+                rows = ids.len(),
+                "duplicate check restored from stored messages"
+            );
+        }
+        self.dedupe.restore(ids, window);
         let restored = owed.len();
         for o in owed {
             let key = self.dedupe.key(&o.id);
