@@ -390,10 +390,7 @@ async fn a_send_repeated_after_a_restart_is_still_a_duplicate() {
     assert_eq!(bob.recv_ack().await["payload"]["body"], "once to all");
     alice.query("STATUS", json!({})).await;
 
-    drop((alice, bob));
-    d.restart().await;
-    let mut alice = d.client("Alice").await;
-    let mut bob = d.client("Bob").await;
+    let [mut alice, mut bob] = d.restart_with([alice, bob]).await;
     alice.send(direct).await;
     alice.send(broadcast).await;
     alice.send_to("Bob", "after the restart").await;
@@ -432,7 +429,7 @@ async fn partly_refused_broadcast(restart: bool) {
 
     // Carol holds one unacknowledged message: she is full.
     alice.send_to("Carol", "hold").await;
-    let mut held = carol.expect("DELIVER").await;
+    let held = carol.expect("DELIVER").await;
 
     let broadcast = json!({"v":1,"type":"SEND","id":"bc-1","ts":1,"to":"*",
                            "payload":{"kind":"message","body":"to all"}});
@@ -452,20 +449,9 @@ async fn partly_refused_broadcast(restart: bool) {
     );
     carol.expect_silence(Duration::from_millis(200)).await;
 
-    if restart {
-        drop((alice, bob, carol));
-        d.restart().await;
-        alice = d.client("Alice").await;
-        bob = d.client("Bob").await;
-        carol = d.client("Carol").await;
-        // Never acknowledged: Carol's held message comes again.
-        held = carol.expect("DELIVER").await;
-        assert_eq!(held["payload"]["body"], "hold");
-    }
-
     // Carol catches up; the retry reaches her and nobody else.
-    carol.ack(&held).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let [mut alice, mut bob, mut carol] =
+        d.carol_catches_up([alice, bob, carol], held, restart).await;
     alice.send(broadcast.clone()).await;
     let to_carol = carol.expect("DELIVER").await;
     assert_eq!(to_carol["payload"]["body"], "to all");

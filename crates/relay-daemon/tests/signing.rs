@@ -388,7 +388,19 @@ async fn retry_reaches_carol_only(
 /// refused as a replay, and a third copy, owed to nobody, is a replay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partly_refused_signed_broadcast_is_retried_under_its_id() {
-    let d = TestDaemon::start(one_pending_config()).await;
+    signed_partly_refused_broadcast(false).await;
+}
+
+/// Who is still owed a partly refused signed broadcast survives a daemon restart: the retry
+/// after it reaches only them, where the replay cache (restored from storage) would otherwise
+/// refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_refused_signed_broadcast_is_still_owed_after_a_restart() {
+    signed_partly_refused_broadcast(true).await;
+}
+
+async fn signed_partly_refused_broadcast(restart: bool) {
+    let mut d = TestDaemon::start(one_pending_config()).await;
     let keys = keystore(&d);
     let alice_key = key_for(&keys, "Alice", Algorithm::HmacSha256).await;
     let mut alice = d.client("Alice").await;
@@ -398,35 +410,8 @@ async fn a_partly_refused_signed_broadcast_is_retried_under_its_id() {
         broadcast_refused_by_carol(&mut alice, &mut bob, &mut carol, &alice_key).await;
 
     // Carol catches up; the same signed frame reaches her and nobody else.
-    carol.ack(&held).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    retry_reaches_carol_only(&mut alice, &mut bob, &mut carol, broadcast, &keys).await;
-}
-
-/// Who is still owed a partly refused signed broadcast survives a daemon restart: the retry
-/// after it reaches only them, where the replay cache (restored from storage) would otherwise
-/// refuse it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partly_refused_signed_broadcast_is_still_owed_after_a_restart() {
-    let mut d = TestDaemon::start(one_pending_config()).await;
-    let keys = keystore(&d);
-    let alice_key = key_for(&keys, "Alice", Algorithm::HmacSha256).await;
-    let mut alice = d.client("Alice").await;
-    let mut bob = d.client("Bob").await;
-    let mut carol = d.client("Carol").await;
-    let (_, broadcast) =
-        broadcast_refused_by_carol(&mut alice, &mut bob, &mut carol, &alice_key).await;
-
-    drop((alice, bob, carol));
-    d.restart().await;
-    let mut alice = d.client("Alice").await;
-    let mut bob = d.client("Bob").await;
-    let mut carol = d.client("Carol").await;
-    // Carol's held message was never acknowledged: it comes again; she catches up.
-    let held = carol.expect("DELIVER").await;
-    assert_eq!(held["payload"]["body"], "hold");
-    carol.ack(&held).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let [mut alice, mut bob, mut carol] =
+        d.carol_catches_up([alice, bob, carol], held, restart).await;
     retry_reaches_carol_only(&mut alice, &mut bob, &mut carol, broadcast, &keys).await;
 }
 

@@ -89,6 +89,41 @@ impl TestDaemon {
         self.launch().await;
     }
 
+    /// Closes `clients`, restarts the daemon, and connects them again under their names.
+    pub async fn restart_with<const N: usize>(&mut self, clients: [Client; N]) -> [Client; N] {
+        let names = clients.map(|c| c.name);
+        self.restart().await;
+        let mut again = Vec::with_capacity(N);
+        for name in &names {
+            again.push(self.client(name).await);
+        }
+        again
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one client per name"))
+    }
+
+    /// The owed-broadcast tests' turning point: Alice, Bob and Carol, with Carol full (holding
+    /// `held`, unacknowledged). With `restart` the daemon restarts first and `held`, never
+    /// acknowledged, comes to Carol again. Carol then acknowledges it, so she has room again.
+    pub async fn carol_catches_up(
+        &mut self,
+        clients: [Client; 3],
+        mut held: Value,
+        restart: bool,
+    ) -> [Client; 3] {
+        let [alice, bob, mut carol] = if restart {
+            let mut again = self.restart_with(clients).await;
+            held = again[2].expect("DELIVER").await;
+            assert_eq!(held["payload"]["body"], "hold");
+            again
+        } else {
+            clients
+        };
+        carol.ack(&held).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        [alice, bob, carol]
+    }
+
     pub async fn client(&self, name: &str) -> Client {
         Client::hello(&self.socket, name, json!({})).await
     }
