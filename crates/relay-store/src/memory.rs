@@ -515,7 +515,8 @@ impl Backend for MemoryBackend {
                     .messages
                     .values()
                     .rev()
-                    .filter(|row| row.ts >= *since && row.sig.is_none())
+                    .take_while(|row| row.ts >= *since)
+                    .filter(|row| row.sig.is_none())
                     .filter_map(|row| Some((row.from.clone(), row.source_id.clone()?)))
                     .take(*limit)
                     .collect();

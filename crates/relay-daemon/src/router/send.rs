@@ -14,14 +14,14 @@ use tokio_util::time::{delay_queue, DelayQueue};
 
 use super::context::{Recipients, Routed};
 use super::dedupe::{IdKey, Seen};
+use super::delivery::{stored_from_deliver, ttl_of};
+use super::{Pushed, Router};
+use crate::failure::FailureReason;
 
 /// How long storage keeps a partly refused broadcast's owed recipients after its last attempt
 /// (what a retry after a daemon restart can rely on); in memory they stay as long as the id is
 /// in its sender's dedupe window.
 pub(crate) const OWED_KEPT_MS: i64 = 3_600_000;
-use super::delivery::{stored_from_deliver, ttl_of};
-use super::{Pushed, Router};
-use crate::failure::FailureReason;
 
 #[derive(Debug, Clone)]
 pub(crate) struct ShadowBinding {
