@@ -13,12 +13,13 @@ mod dedupe;
 mod delivery;
 mod queries;
 mod replay;
+mod restart;
 mod send;
 pub(crate) mod spawn;
 
 pub(crate) use dedupe::{RESTORED_MAX_AGE_MS, RESTORED_MAX_IDS};
 pub use replay::ReplayRequest;
-pub(crate) use send::OWED_KEPT_MS;
+pub(crate) use restart::OWED_KEPT_MS;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;

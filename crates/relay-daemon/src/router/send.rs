@@ -9,7 +9,7 @@ use relay_protocol::{
     encode_frame, BusyPayload, DeliveryInfo, EntityType, Envelope, ErrorCode, MessageType,
     NackCode, NackPayload, SendPayload, ShadowBindPayload, ShadowUnbindPayload,
 };
-use relay_store::{MessageStatus, OwedBroadcast, StoredMessage, WriteOp};
+use relay_store::{MessageStatus, StoredMessage, WriteOp};
 use tokio_util::time::{delay_queue, DelayQueue};
 
 use super::context::{Recipients, Routed};
@@ -17,11 +17,6 @@ use super::dedupe::{IdKey, Seen};
 use super::delivery::{stored_from_deliver, ttl_of};
 use super::{Pushed, Router};
 use crate::failure::FailureReason;
-
-/// How long storage keeps a partly refused broadcast's owed recipients after its last attempt
-/// (what a retry after a daemon restart can rely on); in memory they stay as long as the id is
-/// in its sender's dedupe window.
-pub(crate) const OWED_KEPT_MS: i64 = 3_600_000;
 
 #[derive(Debug, Clone)]
 pub(crate) struct ShadowBinding {
@@ -611,58 +606,6 @@ impl Router {
         };
         let window = self.shared.config.delivery.dedupe_window;
         self.dedupe.remember(sender, key, window, owed);
-    }
-
-    /// Keeps who is still owed broadcast `id` in storage (nobody: forgets it), so that the
-    /// sender's retry reaches them, and only them, after a daemon restart too; a signed retry
-    /// would otherwise be refused there as a replay. Written only when a broadcast is partly
-    /// refused and after each retry of one.
-    fn store_owed(&mut self, sender: &str, id: &str, owed: &HashSet<String>) {
-        let mut recipients: Vec<String> = owed.iter().cloned().collect();
-        recipients.sort();
-        self.store_write(WriteOp::SetOwed(OwedBroadcast {
-            sender: sender.to_string(),
-            id: id.to_string(),
-            recipients,
-            updated_at: relay_protocol::now_ms() as i64,
-        }));
-    }
-
-    /// Takes back what the duplicate check knew when the daemon last stopped: the ids of the
-    /// unsigned SENDs stored shortly before (signed ones are in the replay cache), then the
-    /// broadcasts still owed ([`Router::store_owed`]).
-    pub(crate) fn with_recent_sends(
-        mut self,
-        ids: Vec<(String, String)>,
-        owed: Vec<OwedBroadcast>,
-    ) -> Router {
-        let window = self.shared.config.delivery.dedupe_window;
-        if !ids.is_empty() {
-            tracing::info!(
-                rows = ids.len(),
-                "duplicate check restored from stored messages"
-            );
-        }
-        self.dedupe.restore(ids, window);
-        let restored = owed.len();
-        for o in owed {
-            let key = self.dedupe.key(&o.id);
-            self.dedupe
-                .remember(&o.sender, key, window, o.recipients.into_iter().collect());
-        }
-        if restored > 0 {
-            tracing::info!(
-                restored,
-                "broadcasts still owed to some recipients restored"
-            );
-        }
-        self
-    }
-
-    /// Forgets owed broadcasts nobody retried for [`OWED_KEPT_MS`].
-    pub(crate) fn prune_owed(&mut self) {
-        let before = relay_protocol::now_ms() as i64 - OWED_KEPT_MS;
-        self.store_write(WriteOp::PruneOwed { before });
     }
 
     /// What is known of SEND `id` from `sender`: its dedupe window (when `id_key` is given),
