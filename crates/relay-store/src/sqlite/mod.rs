@@ -12,18 +12,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
-use rusqlite::ToSql;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+
+mod rows;
+mod write;
+
+use rows::{agent_from_row, for_each_signed_row, json_column, message_from_row, session_from_row};
+use write::{apply_op, BUMP_SESSION_COUNT, MESSAGE_EXISTS};
 
 use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::migrations;
-use crate::packed_sig;
 use crate::types::{
-    member_key, AgentRecord, ChannelMembership, ContextSnapshot, MessageQuery, MessageStatus,
-    Order, OwedBroadcast, ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord,
-    SignatureJson, StoreStats, StoredMessage, WriteOp,
+    AgentRecord, ChannelMembership, ContextSnapshot, MessageQuery, Order, OwedBroadcast,
+    ProposalRecord, Query, QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
 };
 
 /// Columns of `messages`, in the order [`message_from_row`] reads them.
@@ -46,33 +49,6 @@ const AGENT_COLUMNS: &str = "name, entity_type, cli, program, model, task, worki
 const SIG_ROW_SLACK_MS: i64 = 600_000;
 
 const NOT_PENDING_SQL: &str = "(status NOT IN ('unread', 'read') OR substr(recipient, 1, 1) = '#')";
-
-const INSERT_MESSAGE: &str = "INSERT OR REPLACE INTO messages (id, ts, sender, recipient, topic, \
-    kind, body, data, payload_meta, payload_extra, thread, delivery_seq, delivery_session_id, \
-    session_id, status, is_urgent, is_broadcast, original_to, source_id, sig, attempts, last_error) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-    ?20, ?21, ?22)";
-
-const BUMP_SESSION_COUNT: &str =
-    "UPDATE sessions SET message_count = COALESCE(message_count, 0) + ?2 WHERE id = ?1";
-
-const MESSAGE_EXISTS: &str = "SELECT 1 FROM messages WHERE id = ?1";
-
-const START_SESSION: &str = "INSERT INTO sessions \
-    (id, agent_name, cli, started_at, ended_at, resume_token, closed_by, message_count) \
-    VALUES (?1, ?2, ?3, ?4, NULL, ?5, NULL, ?6) \
-    ON CONFLICT(id) DO UPDATE SET agent_name = excluded.agent_name, cli = excluded.cli, \
-    resume_token = excluded.resume_token, ended_at = NULL, closed_by = NULL";
-
-const UPSERT_AGENT: &str = "INSERT INTO agents (name, entity_type, cli, program, model, task, \
-    working_directory, team, display_name, first_seen, last_seen, messages_sent, messages_received) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-    ON CONFLICT(name) DO UPDATE SET entity_type = excluded.entity_type, cli = excluded.cli, \
-    program = excluded.program, model = excluded.model, task = excluded.task, \
-    working_directory = excluded.working_directory, team = excluded.team, \
-    display_name = excluded.display_name, \
-    first_seen = MIN(agents.first_seen, excluded.first_seen), last_seen = excluded.last_seen, \
-    messages_sent = excluded.messages_sent, messages_received = excluded.messages_received";
 
 /// Durable storage in a SQLite database file.
 pub struct SqliteBackend {
@@ -561,208 +537,6 @@ impl Backend for SqliteBackend {
     }
 }
 
-fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError> {
-    match op {
-        WriteOp::InsertMessage(m) => {
-            conn.prepare_cached(INSERT_MESSAGE)?.execute(params![
-                m.id,
-                m.ts,
-                m.from,
-                m.to,
-                m.topic,
-                m.kind,
-                m.body,
-                json_text(&m.data)?,
-                json_text(&m.payload_meta)?,
-                json_text(&m.payload_extra)?,
-                m.thread,
-                m.delivery_seq,
-                m.delivery_session_id,
-                m.session_id,
-                m.status.as_str(),
-                m.is_urgent,
-                m.is_broadcast,
-                m.original_to,
-                m.source_id,
-                m.sig
-                    .as_ref()
-                    .map(|sig| SignatureParam::new(sig, m.source_id.as_deref())),
-                m.attempts,
-                m.last_error,
-            ])?;
-        }
-        WriteOp::SetStatus {
-            id,
-            status,
-            last_error,
-        } => {
-            conn.prepare_cached(
-                "UPDATE messages SET status = ?2, last_error = COALESCE(?3, last_error) \
-                 WHERE id = ?1",
-            )?
-            .execute(params![id, status.as_str(), last_error])?;
-        }
-        WriteOp::SetDelivery {
-            id,
-            session_id,
-            seq,
-            status,
-        } => {
-            conn.prepare_cached(
-                "UPDATE messages SET delivery_session_id = ?2, delivery_seq = ?3, status = ?4 \
-                 WHERE id = ?1",
-            )?
-            .execute(params![id, session_id, seq, status.as_str()])?;
-        }
-        WriteOp::IncrementAttempts { id } => {
-            conn.prepare_cached("UPDATE messages SET attempts = attempts + 1 WHERE id = ?1")?
-                .execute([id])?;
-        }
-        WriteOp::StartSession(s) => {
-            conn.prepare_cached(START_SESSION)?.execute(params![
-                s.id,
-                s.agent_name,
-                s.cli,
-                s.started_at,
-                s.resume_token,
-                s.message_count,
-            ])?;
-        }
-        WriteOp::EndSession {
-            id,
-            ended_at,
-            closed_by,
-        } => {
-            conn.prepare_cached("UPDATE sessions SET ended_at = ?2, closed_by = ?3 WHERE id = ?1")?
-                .execute(params![id, ended_at, closed_by])?;
-        }
-        WriteOp::UpsertAgent(a) => {
-            conn.prepare_cached(UPSERT_AGENT)?.execute(params![
-                a.name,
-                a.entity_type,
-                a.cli,
-                a.program,
-                a.model,
-                a.task,
-                a.working_directory,
-                a.team,
-                a.display_name,
-                a.first_seen,
-                a.last_seen,
-                a.messages_sent,
-                a.messages_received,
-            ])?;
-        }
-        WriteOp::RemoveAgent {
-            name,
-            remove_messages,
-        } => {
-            conn.prepare_cached("DELETE FROM agents WHERE name = ?1")?
-                .execute([name])?;
-            conn.prepare_cached("DELETE FROM sessions WHERE agent_name = ?1")?
-                .execute([name])?;
-            conn.prepare_cached("DELETE FROM channel_members WHERE member_key = ?1")?
-                .execute([member_key(name)])?;
-            conn.prepare_cached("DELETE FROM context_snapshots WHERE agent = ?1")?
-                .execute([name])?;
-            if *remove_messages {
-                // Signatures live in the rows about to go: keep them for replay protection.
-                let mut remember = conn.prepare_cached(
-                    "INSERT OR IGNORE INTO signature_replay (signer, m, t) VALUES (?1, ?2, ?3)",
-                )?;
-                for_each_signed_row(
-                    conn,
-                    "WHERE (sender = ?1 OR recipient = ?1) AND sig IS NOT NULL",
-                    name,
-                    |signer, m, t| {
-                        remember.execute(params![signer, m, t])?;
-                        Ok(())
-                    },
-                )?;
-                conn.prepare_cached("DELETE FROM messages WHERE sender = ?1 OR recipient = ?1")?
-                    .execute([name])?;
-            }
-        }
-        WriteOp::JoinChannel(m) => {
-            conn.prepare_cached(
-                "INSERT OR IGNORE INTO channel_members (channel, member, member_key, joined_at) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                m.channel,
-                m.member,
-                member_key(&m.member),
-                m.joined_at
-            ])?;
-        }
-        WriteOp::LeaveChannel { channel, member } => {
-            conn.prepare_cached(
-                "DELETE FROM channel_members WHERE channel = ?1 AND member_key = ?2",
-            )?
-            .execute(params![channel, member_key(member)])?;
-        }
-        WriteOp::UpsertProposal(p) => {
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO consensus_proposals (id, status, updated_at, body) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![p.id, p.status, p.updated_at, p.body.to_string()])?;
-        }
-        WriteOp::RecordSignature { signer, m, t } => {
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO signature_replay (signer, m, t) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![signer, m, t])?;
-        }
-        WriteOp::PruneSignatures { before } => {
-            conn.prepare_cached("DELETE FROM signature_replay WHERE t < ?1")?
-                .execute(params![before])?;
-        }
-        WriteOp::SetOwed(owed) => {
-            conn.prepare_cached("DELETE FROM owed_broadcasts WHERE sender = ?1 AND id = ?2")?
-                .execute(params![owed.sender, owed.id])?;
-            let mut insert = conn.prepare_cached(
-                "INSERT OR REPLACE INTO owed_broadcasts (sender, id, recipient, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for recipient in &owed.recipients {
-                insert.execute(params![owed.sender, owed.id, recipient, owed.updated_at])?;
-            }
-        }
-        WriteOp::PruneOwed { before } => {
-            conn.prepare_cached("DELETE FROM owed_broadcasts WHERE updated_at < ?1")?
-                .execute(params![before])?;
-        }
-        WriteOp::PutContextSnapshot(c) => {
-            conn.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO context_snapshots ({SNAPSHOT_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-            ))?
-            .execute(params![
-                c.agent,
-                c.id,
-                c.created_at,
-                c.content,
-                c.tokens,
-                c.original_tokens,
-                c.target_tokens,
-                c.message_count,
-                c.outcome,
-                c.report.to_string(),
-                c.messages.to_string(),
-                c.covered_until,
-            ])?;
-        }
-        WriteOp::PruneProposals { settled_before } => {
-            conn.prepare_cached(
-                "DELETE FROM consensus_proposals WHERE status != 'pending' AND updated_at < ?1",
-            )?
-            .execute(params![settled_before])?;
-        }
-    }
-    Ok(())
-}
-
 /// Create the parent directory (0700) and an empty database file (0600) if
 /// they do not exist yet. Existing files and directories are left alone.
 fn prepare_file(path: &Path) -> Result<(), StoreError> {
@@ -816,188 +590,10 @@ fn json_text(value: &Option<serde_json::Value>) -> Result<Option<String>, StoreE
     Ok(value.as_ref().map(serde_json::to_string).transpose()?)
 }
 
-/// Decode a JSON text column. Malformed JSON (only possible in databases
-/// written by other tools) is logged and read as absent rather than making
-/// the whole row unreadable.
-fn json_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json::Value>> {
-    let text: Option<String> = row.get(idx)?;
-    Ok(text.and_then(|t| match serde_json::from_str(&t) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let id: String = row.get(0).unwrap_or_default();
-            tracing::warn!(id, column = idx, error = %e, "ignoring malformed JSON column");
-            None
-        }
-    }))
-}
-
-/// The signature column's value for a row: packed when the text allows (see [`packed_sig`]),
-/// else the text.
-enum SignatureParam<'a> {
-    Packed(packed_sig::Blob),
-    Text(&'a str),
-}
-
-impl<'a> SignatureParam<'a> {
-    /// For a row whose `source_id` is `source_id`.
-    fn new(sig: &'a SignatureJson, source_id: Option<&str>) -> SignatureParam<'a> {
-        match sig
-            .layout()
-            .and_then(|layout| packed_sig::pack_layout(layout, source_id))
-        {
-            Some(blob) => SignatureParam::Packed(blob),
-            None => SignatureParam::Text(sig.get()),
-        }
-    }
-}
-
-impl ToSql for SignatureParam<'_> {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(match self {
-            SignatureParam::Packed(blob) => ValueRef::Blob(blob.as_slice()),
-            SignatureParam::Text(text) => ValueRef::Text(text.as_bytes()),
-        }))
-    }
-}
-
-/// Decode the signature column (`source_idx` is the row's `source_id`), text or packed. A
-/// malformed value (only possible in databases written by other tools) is logged and read as
-/// absent, like [`json_column`].
-fn signature_column(
-    row: &Row<'_>,
-    idx: usize,
-    source_idx: usize,
-) -> rusqlite::Result<Option<SignatureJson>> {
-    let sig = match row.get_ref(idx)? {
-        ValueRef::Null => return Ok(None),
-        ValueRef::Text(text) => signature_text(text),
-        ValueRef::Blob(blob) => {
-            let source_id: Option<String> = row.get(source_idx)?;
-            packed_sig::unpack(blob, source_id.as_deref()).and_then(SignatureJson::from_text)
-        }
-        ValueRef::Integer(_) | ValueRef::Real(_) => None,
-    };
-    if sig.is_none() {
-        let id: String = row.get(0).unwrap_or_default();
-        tracing::warn!(id, column = idx, "ignoring malformed signature column");
-    }
-    Ok(sig)
-}
-
-/// A signature column stored as text (JSON not in the packed layout); `None` if it is not
-/// UTF-8 JSON.
-fn signature_text(text: &[u8]) -> Option<SignatureJson> {
-    std::str::from_utf8(text)
-        .ok()
-        .and_then(|t| SignatureJson::from_text(t.to_string()))
-}
-
-/// Calls `each(sender, m, t)` for the signed message rows that `filter` (a WHERE clause with
-/// one parameter) selects, as they are read. Rows whose signature cannot be read are skipped.
-fn for_each_signed_row(
-    conn: &Connection,
-    filter: &str,
-    param: impl rusqlite::ToSql,
-    mut each: impl FnMut(String, String, i64) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT sender, sig, source_id FROM messages {filter}"
-    ))?;
-    let mut rows = stmt.query([param])?;
-    while let Some(row) = rows.next()? {
-        let id_and_time = match row.get_ref(1)? {
-            ValueRef::Text(text) => signature_text(text).and_then(|sig| sig.signed_id_and_time()),
-            ValueRef::Blob(blob) => {
-                let source_id: Option<String> = row.get(2)?;
-                packed_sig::signed_id_and_time(blob, source_id.as_deref())
-            }
-            _ => None,
-        };
-        if let Some((m, t)) = id_and_time {
-            each(row.get(0)?, m, t)?;
-        }
-    }
-    Ok(())
-}
-
-/// Decode a status column. Unknown values (only possible in databases
-/// written by other tools) are logged and read as `Failed`, so the message
-/// is neither redelivered nor kept forever.
-fn status_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<MessageStatus> {
-    let text: Option<String> = row.get(idx)?;
-    Ok(match text {
-        None => MessageStatus::Unread,
-        Some(t) => t.parse().unwrap_or_else(|_| {
-            let id: String = row.get(0).unwrap_or_default();
-            tracing::warn!(id, status = t, "unknown message status, treating as failed");
-            MessageStatus::Failed
-        }),
-    })
-}
-
-fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
-    Ok(StoredMessage {
-        id: row.get(0)?,
-        ts: row.get(1)?,
-        from: row.get(2)?,
-        to: row.get(3)?,
-        topic: row.get(4)?,
-        kind: row.get(5)?,
-        body: row.get(6)?,
-        data: json_column(row, 7)?,
-        payload_meta: json_column(row, 8)?,
-        payload_extra: json_column(row, 9)?,
-        thread: row.get(10)?,
-        delivery_seq: row.get(11)?,
-        delivery_session_id: row.get(12)?,
-        session_id: row.get(13)?,
-        status: status_column(row, 14)?,
-        is_urgent: row.get::<_, Option<i64>>(15)?.unwrap_or(0) != 0,
-        is_broadcast: row.get::<_, Option<i64>>(16)?.unwrap_or(0) != 0,
-        original_to: row.get(17)?,
-        source_id: row.get(18)?,
-        sig: signature_column(row, 19, 18)?,
-        attempts: row.get::<_, Option<i64>>(20)?.unwrap_or(0),
-        last_error: row.get(21)?,
-    })
-}
-
-fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
-    Ok(SessionRecord {
-        id: row.get(0)?,
-        agent_name: row.get(1)?,
-        cli: row.get(2)?,
-        started_at: row.get(3)?,
-        ended_at: row.get(4)?,
-        resume_token: row.get(5)?,
-        closed_by: row.get(6)?,
-        message_count: row.get::<_, Option<i64>>(7)?.unwrap_or(0),
-    })
-}
-
-fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<AgentRecord> {
-    Ok(AgentRecord {
-        name: row.get(0)?,
-        entity_type: row
-            .get::<_, Option<String>>(1)?
-            .unwrap_or_else(|| "agent".to_string()),
-        cli: row.get(2)?,
-        program: row.get(3)?,
-        model: row.get(4)?,
-        task: row.get(5)?,
-        working_directory: row.get(6)?,
-        team: row.get(7)?,
-        display_name: row.get(8)?,
-        first_seen: row.get(9)?,
-        last_seen: row.get(10)?,
-        messages_sent: row.get::<_, Option<i64>>(11)?.unwrap_or(0),
-        messages_received: row.get::<_, Option<i64>>(12)?.unwrap_or(0),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::SignatureJson;
 
     /// The clients' signature layout is written packed, anything else as text, and both read
     /// back as the text that was stored.
