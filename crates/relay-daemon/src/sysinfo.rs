@@ -46,8 +46,8 @@ fn page_size() -> u64 {
 static MEMORY_RELEASER: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 
 /// Tells the daemon how to give freed heap back to the operating system when it goes idle
-/// (the router calls `release_free_memory`). A program with its own global allocator sets this before
-/// [`serve`](crate::serve): the default trims glibc's heap, which does nothing for memory
+/// (the router calls `release_free_memory`). A program with its own global allocator sets this
+/// before [`serve`](crate::serve): the default trims glibc's heap, which does nothing for memory
 /// another allocator holds. Only the first call counts.
 pub fn set_memory_releaser(release: fn()) {
     let _ = MEMORY_RELEASER.set(release);
