@@ -22,13 +22,6 @@ pub(crate) const MAX_ABSENT_SENDERS: usize = 1024;
 /// Ids kept in all for senders no longer connected (about 40 MB).
 pub(crate) const MAX_ABSENT_IDS: usize = 1_000_000;
 
-/// At a restart the windows are refilled from the ids of messages stored in this many ms
-/// before it ([`SendDedupe::restore`])...
-pub(crate) const RESTORED_MAX_AGE_MS: i64 = 600_000;
-
-/// ...at most this many (the newest).
-pub(crate) const RESTORED_MAX_IDS: usize = 100_000;
-
 /// A message id as the windows keep it: its 128-bit keyed hash ([`SendDedupe::key`]).
 pub(crate) type IdKey = u128;
 
@@ -176,19 +169,27 @@ impl SendDedupe {
             .unwrap_or_else(|| unreachable!("inserted above"))
     }
 
-    /// Takes back the ids accepted before a restart, oldest first (`(sender, id)`, a pair
-    /// repeated for each recipient of a broadcast), in windows of `cap`. Nobody is connected
-    /// yet: every sender counts as having left, so the bounds on absent senders hold.
-    pub(crate) fn restore(&mut self, ids: Vec<(String, String)>, cap: usize) {
-        let mut senders = Vec::new();
-        for (sender, id) in ids {
-            let key = self.key(&id);
+    /// Takes back what the windows knew before a restart: the ids accepted then, oldest first
+    /// (`(sender, id)`, a pair repeated for each recipient of a broadcast), and the broadcasts
+    /// still owed (`(sender, id, recipients)`), in windows of `cap`. Nobody is connected yet:
+    /// every sender restored counts as having left, so the bounds on absent senders hold.
+    pub(crate) fn restore(
+        &mut self,
+        ids: Vec<(String, String)>,
+        owed: Vec<(String, String, HashSet<String>)>,
+        cap: usize,
+    ) {
+        let owed = owed.into_iter();
+        let accepted = ids
+            .into_iter()
+            .map(|(sender, id)| (sender, id, HashSet::new()));
+        for (sender, id, recipients) in accepted.chain(owed) {
             if !self.windows.contains_key(&sender) {
-                senders.push(sender.clone());
+                self.departed.push_back(sender.clone());
             }
-            self.window_of(&sender).insert(key, cap);
+            let key = self.key(&id);
+            self.remember(&sender, key, cap, recipients);
         }
-        self.departed.extend(senders);
         self.forget_oldest_absent();
     }
 
@@ -245,7 +246,7 @@ mod tests {
             .map(|i| (format!("agent-{i}"), "m-1".to_string()))
             .chain([(last.clone(), "m-2".to_string())])
             .collect();
-        d.restore(ids, 10);
+        d.restore(ids, Vec::new(), 10);
         assert_eq!(d.seen(&last, d.key("m-1")), Seen::Duplicate);
         assert_eq!(d.seen(&last, d.key("m-2")), Seen::Duplicate);
         assert_eq!(d.seen(&last, d.key("m-3")), Seen::New);
@@ -254,6 +255,28 @@ mod tests {
         assert_eq!(d.senders(), MAX_ABSENT_SENDERS);
         assert_eq!(d.seen("agent-0", d.key("m-1")), Seen::New);
         assert_eq!(d.seen("agent-1", d.key("m-1")), Seen::New);
+    }
+
+    #[test]
+    fn restored_owed_broadcasts_are_owed_and_their_senders_count_as_absent() {
+        let mut d = SendDedupe::default();
+        let ids = vec![("Alice".to_string(), "b-1".to_string())];
+        let owed = vec![
+            ("Alice".to_string(), "b-1".to_string(), names(&["Carol"])),
+            // A signed broadcast: its id is not among the unsigned ones restored.
+            (
+                "Bob".to_string(),
+                "b-2".to_string(),
+                names(&["Carol", "Dave"]),
+            ),
+        ];
+        d.restore(ids, owed, 10);
+        assert_eq!(
+            d.seen("Alice", d.key("b-1")),
+            Seen::Owed(&names(&["Carol"]))
+        );
+        assert!(d.is_owed("Bob", "b-2"));
+        assert_eq!(d.departed, ["Alice", "Bob"]);
     }
 
     #[test]

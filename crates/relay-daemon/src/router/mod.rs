@@ -17,9 +17,8 @@ mod restart;
 mod send;
 pub(crate) mod spawn;
 
-pub(crate) use dedupe::{RESTORED_MAX_AGE_MS, RESTORED_MAX_IDS};
 pub use replay::ReplayRequest;
-pub(crate) use restart::OWED_KEPT_MS;
+pub(crate) use restart::{OWED_KEPT_MS, RESTORED_MAX_AGE_MS, RESTORED_MAX_IDS};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;

@@ -11,6 +11,13 @@ use relay_store::{OwedBroadcast, WriteOp};
 
 use super::Router;
 
+/// At a restart the dedupe windows are refilled from the ids of the unsigned messages stored in
+/// this many ms before it...
+pub(crate) const RESTORED_MAX_AGE_MS: i64 = 600_000;
+
+/// ...at most this many (the newest).
+pub(crate) const RESTORED_MAX_IDS: usize = 100_000;
+
 /// How long storage keeps a partly refused broadcast's owed recipients after its last attempt
 /// (what a retry after a daemon restart can rely on); in memory they stay as long as the id is
 /// in its sender's dedupe window.
@@ -40,26 +47,19 @@ impl Router {
         ids: Vec<(String, String)>,
         owed: Vec<OwedBroadcast>,
     ) -> Router {
-        let window = self.shared.config.delivery.dedupe_window;
-        if !ids.is_empty() {
+        if !ids.is_empty() || !owed.is_empty() {
             tracing::info!(
                 rows = ids.len(),
-                "duplicate check restored from stored messages"
+                owed = owed.len(),
+                "duplicate check restored from storage"
             );
         }
-        self.dedupe.restore(ids, window);
-        let restored = owed.len();
-        for o in owed {
-            let key = self.dedupe.key(&o.id);
-            self.dedupe
-                .remember(&o.sender, key, window, o.recipients.into_iter().collect());
-        }
-        if restored > 0 {
-            tracing::info!(
-                restored,
-                "broadcasts still owed to some recipients restored"
-            );
-        }
+        let owed = owed
+            .into_iter()
+            .map(|o| (o.sender, o.id, o.recipients.into_iter().collect()))
+            .collect();
+        let window = self.shared.config.delivery.dedupe_window;
+        self.dedupe.restore(ids, owed, window);
         self
     }
 
