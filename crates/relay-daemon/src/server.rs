@@ -40,6 +40,28 @@ pub enum DaemonError {
     Compaction(String),
     #[error("cannot start the {0} thread: {1}")]
     Thread(&'static str, std::io::Error),
+    #[error("the message store did not answer the start-up read of {what} within {after:?}; its database may be on a stalled disk or locked by another program: check the disk and [store] in relay.toml, then start again")]
+    StartupRead { what: &'static str, after: Duration },
+}
+
+/// How long start-up waits for each read of the store. Every read is bounded (the newest rows of
+/// a time window at most) and answers in well under a second; one that takes this long means the
+/// database is stuck, and the daemon stops, saying so, instead of holding its socket unserved.
+const STARTUP_READ_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Awaits the start-up read `read` of `what` for at most `deadline`.
+async fn startup_read<T>(
+    what: &'static str,
+    deadline: Duration,
+    read: impl std::future::Future<Output = Result<T, relay_store::StoreError>>,
+) -> Result<T, DaemonError> {
+    tokio::time::timeout(deadline, read)
+        .await
+        .map_err(|_| DaemonError::StartupRead {
+            what,
+            after: deadline,
+        })?
+        .map_err(DaemonError::Store)
 }
 
 /// Optional subsystems a daemon runs with.
@@ -250,8 +272,14 @@ pub async fn run(
     subsystems: Subsystems,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
-    let agents = store.agents().await?;
-    let channels = Channels::from_memberships(store.channel_memberships().await?);
+    let agents = startup_read("agents", STARTUP_READ_DEADLINE, store.agents()).await?;
+    let memberships = startup_read(
+        "channel memberships",
+        STARTUP_READ_DEADLINE,
+        store.channel_memberships(),
+    )
+    .await?;
+    let channels = Channels::from_memberships(memberships);
     let (router_tx, router_rx) = mpsc::channel(65_536);
     let verifier = config.signing.enabled.then(|| {
         let keys_dir = subsystems
@@ -300,7 +328,12 @@ pub async fn run(
         None => (Box::new(LogFailures), None, None),
     };
     let consensus = if shared.config.consensus.enabled {
-        let records = store.proposals().await?;
+        let records = startup_read(
+            "consensus proposals",
+            STARTUP_READ_DEADLINE,
+            store.proposals(),
+        )
+        .await?;
         Some(crate::router::consensus::restore_engine(
             &shared.config.consensus,
             records,
@@ -309,21 +342,30 @@ pub async fn run(
         None
     };
     let started = relay_protocol::now_ms() as i64;
-    let recent_sends = store
-        .recent_send_ids(
+    let recent_sends = startup_read(
+        "recent SEND ids",
+        STARTUP_READ_DEADLINE,
+        store.recent_send_ids(
             started - crate::router::RESTORED_MAX_AGE_MS,
             crate::router::RESTORED_MAX_IDS,
-        )
-        .await?;
-    let owed = store
-        .owed_broadcasts(started - crate::router::OWED_KEPT_MS)
-        .await?;
+        ),
+    )
+    .await?;
+    let owed = startup_read(
+        "owed broadcasts",
+        STARTUP_READ_DEADLINE,
+        store.owed_broadcasts(started - crate::router::OWED_KEPT_MS),
+    )
+    .await?;
     let signing = match verifier {
         Some(verifier) => {
             let window_ms = shared.config.signing.replay_window_secs as i64 * 1000;
-            let recent = store
-                .recent_signatures(relay_protocol::now_ms() as i64 - window_ms)
-                .await?;
+            let recent = startup_read(
+                "recent signatures",
+                STARTUP_READ_DEADLINE,
+                store.recent_signatures(relay_protocol::now_ms() as i64 - window_ms),
+            )
+            .await?;
             if shared.config.signing.shared_secret.is_empty() {
                 tokio::spawn(crate::signing::refresh_keys(
                     verifier.clone(),
@@ -449,4 +491,43 @@ async fn refuse_writer(
         }
     }
     let _ = w.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_startup_read_that_never_answers_stops_the_daemon_with_a_clear_error() {
+        let stuck = std::future::pending::<Result<(), relay_store::StoreError>>();
+        // Bounded here too, so that a missing deadline fails the test instead of hanging it.
+        let read = startup_read("owed broadcasts", Duration::from_millis(50), stuck);
+        let err = tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("startup_read must give up at its own deadline")
+            .expect_err("a read that never answers must fail at its deadline");
+        assert!(
+            matches!(err, DaemonError::StartupRead { what: "owed broadcasts", after } if after == Duration::from_millis(50)),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("did not answer the start-up read of owed broadcasts within 50ms"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_startup_read_passes_on_its_answer_and_its_error() {
+        let answer = startup_read("agents", Duration::from_secs(5), async { Ok(7) }).await;
+        assert_eq!(answer.ok(), Some(7));
+        let failed = startup_read("agents", Duration::from_secs(5), async {
+            Err::<(), _>(relay_store::StoreError::Closed)
+        })
+        .await;
+        assert!(matches!(
+            failed,
+            Err(DaemonError::Store(relay_store::StoreError::Closed))
+        ));
+    }
 }
