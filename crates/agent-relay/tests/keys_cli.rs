@@ -315,6 +315,23 @@ async fn next_message(
     }
 }
 
+/// Bob's next channel post: its body and, when signed, the post as it arrived.
+async fn next_post(
+    events: &mut relay_client::EventStream,
+    wait: Duration,
+) -> Option<(String, Option<Box<relay_client::SignedPost>>)> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(Event::ChannelMessage {
+                payload, signed, ..
+            })) => return Some((payload.body, signed)),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
 #[test]
 fn sends_are_signed_with_the_senders_key_under_enforce() {
     let dir = empty_project();
@@ -361,6 +378,16 @@ fn sends_are_signed_with_the_senders_key_under_enforce() {
     assert!(m.is_signed(), "the daemon forwards the signature: {m:?}");
     let store = Keystore::new(keys_dir(p));
     assert_eq!(Client::verify(&m, &store), Ok(()));
+
+    // A post to a channel (everyone is in #general) is signed too and verifies at Bob.
+    let out = ok(p, &["send", "#general", "to the team", "--from", "Alice"]);
+    assert!(out.starts_with("sent ["), "{out}");
+    let post = rt
+        .block_on(next_post(&mut bob_events, Duration::from_secs(5)))
+        .expect("Bob receives Alice's channel post");
+    assert_eq!(post.0, "to the team");
+    let signed = post.1.expect("the daemon forwards the post's signature");
+    assert_eq!(Client::verify_post(&signed, &store), Ok(()));
 
     // No key: refused with the daemon's FORBIDDEN reason, and dead-lettered.
     let err = fails(p, &["send", "Bob", "hi", "--from", "Mallory"]);

@@ -1,6 +1,6 @@
 //! Signing with wrapped and spawned agents: with Ed25519 signatures enforced, agents started by
 //! `agent-relay run` and by the spawn manager get a key without any manual step and sign what
-//! they send; SPAWN and RELEASE must be signed.
+//! they send (messages and channel posts); SPAWN and RELEASE must be signed.
 
 mod common;
 #[path = "wrapper/harness.rs"]
@@ -134,6 +134,23 @@ async fn wrapped_and_spawned_agents_sign_without_manual_steps() {
     })
     .await;
     Client::verify(&from_alice, &keystore).expect("Alice's signature verifies at Lead");
+    // Her channel posts are signed too (everyone is in #general).
+    alice.send(json!({"print": "->relay:#general alice to the team"}));
+    let post = eventually(T, "Alice's signed channel post", || {
+        match lead_events.try_recv() {
+            Ok(Event::ChannelMessage {
+                from,
+                payload,
+                signed,
+                ..
+            }) if from == "Alice" => Some((payload, signed)),
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(post.0.body, "alice to the team");
+    let signed = post.1.expect("Alice's channel post carries a signature");
+    Client::verify_post(&signed, &keystore).expect("Alice's post verifies at Lead");
 
     // RELEASE signed by Lead works.
     let released = lead

@@ -28,7 +28,7 @@ use crate::config::ClientConfig;
 use crate::dedupe::Dedupe;
 use crate::driver::{encode, establish, Driver, Outgoing, Queues, CONTROL_CAPACITY};
 use crate::error::ClientError;
-use crate::event::{Delivered, Event};
+use crate::event::{Delivered, Event, SignedPost};
 use crate::options::SendOptions;
 use crate::shared::{Shared, WaitGuard, Waiter};
 use crate::signing::{is_signed_type, SignedFrame, Signer};
@@ -116,6 +116,14 @@ impl Client {
     /// matter.
     pub fn verify(delivered: &Delivered, keys: &dyn KeyLookup) -> Result<(), VerifyError> {
         delivered.verify_at(keys, now_ms())
+    }
+
+    /// Checks the signature of a received channel post (the `signed` part of
+    /// [`Event::ChannelMessage`](crate::Event::ChannelMessage)) against `keys`, as
+    /// [`Client::verify`] does for messages: the poster's key must be known, not revoked and
+    /// still valid now, and the signature must cover the post as it arrived.
+    pub fn verify_post(post: &SignedPost, keys: &dyn KeyLookup) -> Result<(), VerifyError> {
+        post.verify_at(keys, now_ms())
     }
 
     /// The current session id; `None` while disconnected or after close.
@@ -351,14 +359,23 @@ impl Client {
         body: &str,
         thread: Option<&str>,
     ) -> Result<String, ClientError> {
-        let payload = ChannelMessagePayload {
+        self.channel_post(ChannelMessagePayload {
             channel: channel.to_string(),
             body: body.to_string(),
             thread: thread.map(str::to_string),
             mentions: None,
             attachments: None,
             data: None,
-        };
+        })
+        .await
+    }
+
+    /// Posts to a channel with every field of CHANNEL_MESSAGE (mentions, attachments, data);
+    /// returns the envelope id. Signed when signing is on.
+    pub async fn channel_post(
+        &self,
+        payload: ChannelMessagePayload,
+    ) -> Result<String, ClientError> {
         let env = Envelope::new(MessageType::ChannelMessage, &payload);
         let id = env.id.clone();
         self.enqueue(env).await?;
@@ -656,7 +673,8 @@ impl Client {
         }
     }
 
-    /// Queues a frame; SENDs and consensus commands are signed first when signing is on.
+    /// Queues a frame; SENDs, channel posts and consensus commands are signed first when
+    /// signing is on.
     async fn enqueue(&self, mut env: Envelope) -> Result<(), ClientError> {
         if let Some(reason) = self.inner.shared.state().closed.clone() {
             return Err(ClientError::Closed { reason });

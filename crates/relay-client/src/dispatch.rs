@@ -10,7 +10,7 @@ use tracing::{debug, warn};
 
 use crate::driver::{Driver, End};
 use crate::error::{error_code_name, ClientError};
-use crate::event::{Delivered, Event};
+use crate::event::{Delivered, Event, SignedPost};
 use crate::shared::Waiter;
 
 fn is_query(w: &Waiter) -> bool {
@@ -61,10 +61,13 @@ impl Driver {
                     return None;
                 }
                 if let Some(payload) = decode::<ChannelMessagePayload>(&env) {
+                    let id = env.id.clone();
+                    let from = env.from.clone().unwrap_or_default();
                     self.emit(Event::ChannelMessage {
-                        id: env.id,
-                        from: env.from.unwrap_or_default(),
+                        id,
+                        from,
                         payload,
+                        signed: SignedPost::of(env),
                     })
                     .await;
                 }

@@ -25,6 +25,9 @@ pub enum Event {
         id: String,
         from: String,
         payload: ChannelMessagePayload,
+        /// The post as it arrived when it carries a signature: check it with
+        /// [`Client::verify_post`](crate::Client::verify_post).
+        signed: Option<Box<SignedPost>>,
     },
     ChannelJoin {
         from: String,
@@ -50,6 +53,46 @@ pub enum Event {
     Disconnected { reason: String },
     /// The client stopped for good; no further events follow.
     Closed { reason: String },
+}
+
+/// A signed channel post (CHANNEL_MESSAGE) exactly as it arrived.
+#[derive(Debug, Clone)]
+pub struct SignedPost(Envelope);
+
+impl SignedPost {
+    /// Keeps `env` when it carries `_sig`.
+    pub(crate) fn of(env: Envelope) -> Option<Box<SignedPost>> {
+        env.sig.is_some().then(|| Box::new(SignedPost(env)))
+    }
+
+    /// The poster's signature (`_sig`), untouched.
+    pub fn sig(&self) -> Option<&SignatureJson> {
+        self.0.sig.as_ref()
+    }
+
+    /// [`Client::verify_post`](crate::Client::verify_post) at time `now_ms`: the signature must
+    /// be the poster's and cover the post's type, target, topic, payload and metadata as they
+    /// arrived.
+    pub(crate) fn verify_at(&self, keys: &dyn KeyLookup, now_ms: u64) -> Result<(), VerifyError> {
+        let env = &self.0;
+        let sig = Signature::from_envelope(env)?.ok_or_else(|| {
+            VerifyError::Malformed(format!(
+                "channel message {} is not signed (no _sig)",
+                env.id
+            ))
+        })?;
+        let from = env
+            .from
+            .as_deref()
+            .filter(|f| !f.is_empty())
+            .ok_or_else(|| {
+                VerifyError::Malformed(format!(
+                    "channel message {} names no sender to verify against",
+                    env.id
+                ))
+            })?;
+        relay_signing::verify_delivered(env, from, env.to.as_deref(), &sig, keys, now_ms)
+    }
 }
 
 /// A DELIVER, decoded.

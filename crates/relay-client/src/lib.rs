@@ -51,7 +51,7 @@ mod signing;
 pub use client::{Client, EventStream, PendingSync};
 pub use config::ClientConfig;
 pub use error::ClientError;
-pub use event::{Delivered, Event};
+pub use event::{Delivered, Event, SignedPost};
 pub use options::SendOptions;
 pub use relay_signing::{KeyLookup, VerifyError};
 pub use signing::{ClientSigning, RESIGN_AFTER_MS};

@@ -57,6 +57,7 @@ pub(crate) fn is_signed_type(t: &MessageType) -> bool {
     matches!(
         t,
         MessageType::Send
+            | MessageType::ChannelMessage
             | MessageType::ProposalCreate
             | MessageType::Vote
             | MessageType::ConsensusCancel

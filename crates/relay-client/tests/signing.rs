@@ -34,7 +34,7 @@ fn signature(env: &Envelope) -> Signature {
 }
 
 #[tokio::test]
-async fn key_file_clients_sign_sends_and_consensus_commands() {
+async fn key_file_clients_sign_sends_channel_posts_and_consensus_commands() {
     let keys = tempfile::tempdir().expect("temp dir");
     let store = Keystore::new(keys.path());
     let file = store
@@ -87,6 +87,24 @@ async fn key_file_clients_sign_sends_and_consensus_commands() {
             k: file.key_id.clone()
         })
     );
+
+    // Channel posts are signed, so every member can check them.
+    let post_id = client
+        .channel_message("#eng", "merged", Some("t1"))
+        .await
+        .expect("post");
+    let post = conn.recv_type(MessageType::ChannelMessage).await;
+    assert_eq!(post.id, post_id);
+    verify(
+        &post,
+        "Alice",
+        None,
+        &signature(&post),
+        &store,
+        now_ms(),
+        DEFAULT_WINDOW_MS,
+    )
+    .expect("the channel post verifies");
 
     // Consensus commands are signed; queries are not.
     let c = client.clone();
@@ -237,4 +255,85 @@ async fn verify_accepts_signed_deliveries_and_rejects_tampered_ones() {
         Client::verify(&received[0], &store),
         Err(VerifyError::KeyRevoked { .. })
     ));
+}
+
+/// A post to #eng by `from`, signed with `key`, as the daemon hands it to the other members:
+/// the payload verbatim, the stored row's id.
+fn signed_post(from: &str, key: &relay_signing::SigningKey, body: &str) -> Envelope {
+    let payload = relay_protocol::ChannelMessagePayload {
+        channel: "#eng".into(),
+        body: body.into(),
+        thread: None,
+        mentions: Some(vec!["Alice".into()]),
+        attachments: None,
+        data: None,
+    };
+    let mut env = Envelope::new(MessageType::ChannelMessage, &payload);
+    sign(&env, from, key, now_ms())
+        .expect("sign")
+        .attach_to(&mut env);
+    env.id = format!("row-{}", env.id);
+    env.from = Some(from.into());
+    env
+}
+
+#[tokio::test]
+async fn verify_post_accepts_signed_channel_posts_and_rejects_tampered_ones() {
+    let keys = tempfile::tempdir().expect("temp dir");
+    let store = Keystore::new(keys.path());
+    let bob = store
+        .create("Bob", Algorithm::Ed25519, now_ms())
+        .expect("create Bob's key");
+    let key = bob.signing_key(now_ms()).expect("Bob can sign");
+    let srv = FakeServer::start();
+    let (_client, mut events, mut conn) = connect(&srv, srv.config("Alice")).await;
+
+    let good = signed_post("Bob", &key, "standup in 5");
+    let mut tampered = signed_post("Bob", &key, "standup in 5");
+    tampered.payload = relay_protocol::to_raw(
+        &json!({"channel": "#eng", "body": "standup cancelled", "mentions": ["Alice"]}),
+    );
+    let mut forged = signed_post("Bob", &key, "standup in 5");
+    forged.from = Some("Carol".into());
+    let mut unsigned = signed_post("Bob", &key, "no signature");
+    unsigned.sig = None;
+    for env in [&good, &tampered, &forged, &unsigned] {
+        conn.send(env).await;
+    }
+    let mut received = Vec::new();
+    while received.len() < 4 {
+        if let Event::ChannelMessage {
+            from,
+            payload,
+            signed,
+            ..
+        } = next_event(&mut events).await
+        {
+            received.push((from, payload, signed));
+        }
+    }
+    let (from, payload, signed) = &received[0];
+    assert_eq!(
+        (from.as_str(), payload.body.as_str()),
+        ("Bob", "standup in 5")
+    );
+    let signed = signed
+        .as_deref()
+        .expect("a signed post keeps its signature");
+    assert!(signed.sig().is_some());
+    assert_eq!(Client::verify_post(signed, &store), Ok(()));
+    let tampered = received[1].2.as_deref().expect("signed");
+    assert_eq!(
+        Client::verify_post(tampered, &store),
+        Err(VerifyError::BadSignature)
+    );
+    let forged = received[2].2.as_deref().expect("signed");
+    assert!(matches!(
+        Client::verify_post(forged, &store),
+        Err(VerifyError::UnknownKey { .. })
+    ));
+    assert!(
+        received[3].2.is_none(),
+        "an unsigned post has nothing to check"
+    );
 }

@@ -72,7 +72,13 @@ pub fn checked_on_ingress(msg_type: &MessageType) -> bool {
     use MessageType as T;
     matches!(
         msg_type,
-        T::Send | T::ProposalCreate | T::Vote | T::ConsensusCancel | T::Spawn | T::Release
+        T::Send
+            | T::ChannelMessage
+            | T::ProposalCreate
+            | T::Vote
+            | T::ConsensusCancel
+            | T::Spawn
+            | T::Release
     )
 }
 

@@ -1,7 +1,7 @@
 //! Message signing end to end, for both algorithms: signed messages are delivered with their
 //! `_sig` and verify at the recipient; tampering, a wrong signer, replays, stale timestamps,
 //! revoked keys and bad signatures are refused and dead-lettered; enforce/warn modes; rotation
-//! overlap; a restart does not reopen the replay window.
+//! overlap; a restart does not reopen the replay window. Channel posts likewise.
 
 mod common;
 
@@ -204,6 +204,76 @@ async fn scenario(alg: Algorithm) {
     d.restart().await;
     let mut alice = d.client("Alice").await;
     refused(&mut alice, once, "").await;
+}
+
+fn channel_post(body: &str) -> Envelope {
+    Envelope::new(
+        relay_protocol::MessageType::ChannelMessage,
+        &json!({"channel":"#general","body":body,"mentions":["Bob"],"data":{"n":1}}),
+    )
+}
+
+/// Channel posts (CHANNEL_MESSAGE) are checked like SENDs and reach every member with the
+/// sender's `_sig`, which verifies there; refusals are dead letters addressed to the channel;
+/// a restart does not reopen the replay window for them either.
+async fn channel_scenario(alg: Algorithm) {
+    let mut d = TestDaemon::start(signing_config("enforce")).await;
+    let keys = keystore(&d);
+    let alice_key = key_for(&keys, "Alice", alg).await;
+    // Everyone is in #general.
+    let mut alice = d.client("Alice").await;
+    let mut bob = d.client("Bob").await;
+    let mut legacy = d.client("Legacy").await;
+
+    let post = signed(channel_post("signed post"), "Alice", &alice_key, now());
+    alice.send(post.clone()).await;
+    for member in [&mut bob, &mut legacy] {
+        let m = member.expect("CHANNEL_MESSAGE").await;
+        assert_eq!(m["from"], "Alice");
+        assert_eq!(m["payload"], post["payload"], "forwarded verbatim");
+        assert_ne!(m["id"], post["id"], "members get the stored row's id");
+        verifies_at_recipient(&m, "Alice", None, &keys);
+    }
+
+    let mut tampered = signed(channel_post("original"), "Alice", &alice_key, now());
+    tampered["payload"]["body"] = json!("changed");
+    refused(&mut alice, tampered, "signature").await;
+    let unsigned = serde_json::to_value(channel_post("unsigned")).expect("json");
+    refused(&mut alice, unsigned, "unsigned").await;
+    refused(&mut alice, post.clone(), "").await;
+    // `allow_unsigned_from` applies to channel posts as to SENDs.
+    let tolerated = serde_json::to_value(channel_post("from legacy")).expect("json");
+    legacy.send(tolerated).await;
+    assert_eq!(
+        bob.expect("CHANNEL_MESSAGE").await["payload"]["body"],
+        "from legacy"
+    );
+    bob.expect_silence(Duration::from_millis(300)).await;
+
+    let letters = alice
+        .query("DLQ_LIST", json!({"reason":"signature_invalid"}))
+        .await;
+    let letters = letters["payload"]["letters"].as_array().expect("letters");
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    for letter in letters {
+        assert_eq!(letter["to"], "#general", "{letter}");
+        assert_eq!(letter["from"], "Alice", "{letter}");
+    }
+
+    drop((alice, bob, legacy));
+    d.restart().await;
+    let mut alice = d.client("Alice").await;
+    refused(&mut alice, post, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hmac_channel_posts_are_checked_and_verify_at_every_member() {
+    channel_scenario(Algorithm::HmacSha256).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ed25519_channel_posts_are_checked_and_verify_at_every_member() {
+    channel_scenario(Algorithm::Ed25519).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

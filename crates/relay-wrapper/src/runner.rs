@@ -244,7 +244,9 @@ impl Runner {
                 }
                 self.queue.push(incoming);
             }
-            Event::ChannelMessage { id, from, payload } => {
+            Event::ChannelMessage {
+                id, from, payload, ..
+            } => {
                 let incoming = Incoming {
                     delivery_id: Some(id.clone()),
                     seq: 0,

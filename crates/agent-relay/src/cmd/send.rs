@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use relay_client::{Event, SendOptions};
+use relay_protocol::ChannelMessagePayload;
 use serde_json::{json, Value};
 
 use crate::cli::SendArgs;
@@ -40,7 +41,23 @@ pub async fn run(ctx: &Ctx, args: SendArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let id = client.send(opts).await?;
+    let id = if args.to.starts_with('#') {
+        // Posted as CHANNEL_MESSAGE, not as a SEND to the channel: the members get the same
+        // copy either way, but only a post's signature covers what they get, so only then can
+        // they check it.
+        client
+            .channel_post(ChannelMessagePayload {
+                channel: args.to.clone(),
+                body: args.message.clone(),
+                thread: args.thread.clone(),
+                mentions: None,
+                attachments: None,
+                data: args.data.clone(),
+            })
+            .await?
+    } else {
+        client.send(opts).await?
+    };
     // The daemon answers queries in order, after routing what came before: once STATUS is
     // answered, any NACK, BUSY or ERROR for the send has arrived.
     let barrier = client.status().await;

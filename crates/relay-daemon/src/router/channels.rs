@@ -170,6 +170,11 @@ impl Router {
         let Some(sender) = self.conn_name(conn_id).map(str::to_string) else {
             return;
         };
+        // Checked like a SEND: a bad signature is always refused, a missing one per
+        // `require_signatures`.
+        if !self.verify_ingress(conn_id, &env, false).accepted() {
+            return;
+        }
         self.post_to_channel(conn_id, &sender, &p.channel.clone(), &env, p);
     }
 
@@ -233,6 +238,8 @@ impl Router {
         row.is_broadcast = true;
         row.status = MessageStatus::Acked;
         row.source_id = Some(env.id.clone());
+        // Kept with the row like a SEND's, so the replay cache is rebuilt from it after a restart.
+        row.sig = env.sig.clone();
         let mut extra = serde_json::Map::new();
         if let Some(a) = &p.attachments {
             extra.insert("attachments".into(), serde_json::json!(a));
@@ -250,9 +257,7 @@ impl Router {
                 "storage is overloaded; retry shortly".into(),
             );
         }
-        let out = Envelope::new(MessageType::ChannelMessage, &p)
-            .id(id)
-            .from(sender);
+        let out = channel_copy(env, &p, id, sender);
         let frame = crate::connection::frame_of(&out, usize::MAX);
         let mut reached = 0u64;
         for m in self.channels.members(channel).to_vec() {
@@ -356,6 +361,27 @@ impl Router {
         .id(env.id.clone());
         self.reply(conn_id, &out);
     }
+}
+
+/// What the other members get for a post: a CHANNEL_MESSAGE under the stored row's id, from
+/// the sender. A CHANNEL_MESSAGE's payload (verbatim, as the original daemon forwarded it),
+/// target, topic, metadata and `_sig` are passed on as they arrived, so a signed post verifies
+/// at every member. A SEND to `#channel` is turned into a channel payload; its signature
+/// covers the SEND, not this copy, so it is not passed on.
+fn channel_copy(env: &Envelope, p: &ChannelMessagePayload, id: String, sender: &str) -> Envelope {
+    if env.msg_type != MessageType::ChannelMessage {
+        return Envelope::new(MessageType::ChannelMessage, p)
+            .id(id)
+            .from(sender);
+    }
+    let mut out = Envelope::with_raw_payload(MessageType::ChannelMessage, env.payload.clone())
+        .id(id)
+        .from(sender);
+    out.to = env.to.clone();
+    out.topic = env.topic.clone();
+    out.payload_meta = env.payload_meta.clone();
+    out.sig = env.sig.clone();
+    out
 }
 
 #[cfg(test)]

@@ -825,19 +825,40 @@ impl Router {
             Err(why) => {
                 self.counters.signatures_rejected += 1;
                 self.nack(conn_id, &env.id, NackCode::Forbidden, why.clone());
-                let payload: SendPayload = env.payload_as().unwrap_or(SendPayload {
-                    kind: relay_protocol::PayloadKind::Message,
-                    body: env.payload.get().to_string(),
-                    data: None,
-                    thread: None,
-                });
-                let to = env.to.clone().unwrap_or_default();
+                let (to, payload) = refused_message(env);
                 let letter = self.letter_from_send(&sender, &to, env, &payload);
                 self.dead_letter(FailureReason::SignatureInvalid, letter, why, false);
                 Ingress::Refused
             }
         }
     }
+}
+
+/// The target and content a refused frame is dead-lettered with: a channel post's channel and
+/// text, a SEND's own; a payload that does not decode is kept whole as the body.
+fn refused_message(env: &Envelope) -> (String, SendPayload) {
+    let whole = || SendPayload {
+        kind: relay_protocol::PayloadKind::Message,
+        body: env.payload.get().to_string(),
+        data: None,
+        thread: None,
+    };
+    if env.msg_type == MessageType::ChannelMessage {
+        return match env.payload_as::<relay_protocol::ChannelMessagePayload>() {
+            Ok(p) => (
+                p.channel,
+                SendPayload {
+                    kind: relay_protocol::PayloadKind::Message,
+                    body: p.body,
+                    data: p.data,
+                    thread: p.thread,
+                },
+            ),
+            Err(_) => (env.to.clone().unwrap_or_default(), whole()),
+        };
+    }
+    let payload = env.payload_as().unwrap_or_else(|_| whole());
+    (env.to.clone().unwrap_or_default(), payload)
 }
 
 /// What [`Router::verify_ingress`] made of a frame.
