@@ -319,7 +319,7 @@ async fn next_message(
 async fn next_post(
     events: &mut relay_client::EventStream,
     wait: Duration,
-) -> Option<(String, Option<Box<relay_client::SignedPost>>)> {
+) -> Option<(String, Option<Box<relay_client::Signed>>)> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         match tokio::time::timeout_at(deadline, events.recv()).await {
@@ -387,7 +387,7 @@ fn sends_are_signed_with_the_senders_key_under_enforce() {
         .expect("Bob receives Alice's channel post");
     assert_eq!(post.0, "to the team");
     let signed = post.1.expect("the daemon forwards the post's signature");
-    assert_eq!(Client::verify_post(&signed, &store), Ok(()));
+    assert_eq!(Client::verify_signed(&signed, &store), Ok(()));
 
     // No key: refused with the daemon's FORBIDDEN reason, and dead-lettered.
     let err = fails(p, &["send", "Bob", "hi", "--from", "Mallory"]);

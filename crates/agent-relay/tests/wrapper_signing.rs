@@ -150,7 +150,7 @@ async fn wrapped_and_spawned_agents_sign_without_manual_steps() {
     .await;
     assert_eq!(post.0.body, "alice to the team");
     let signed = post.1.expect("Alice's channel post carries a signature");
-    Client::verify_post(&signed, &keystore).expect("Alice's post verifies at Lead");
+    Client::verify_signed(&signed, &keystore).expect("Alice's post verifies at Lead");
 
     // RELEASE signed by Lead works.
     let released = lead

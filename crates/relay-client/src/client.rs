@@ -28,7 +28,7 @@ use crate::config::ClientConfig;
 use crate::dedupe::Dedupe;
 use crate::driver::{encode, establish, Driver, Outgoing, Queues, CONTROL_CAPACITY};
 use crate::error::ClientError;
-use crate::event::{Delivered, Event, SignedPost};
+use crate::event::{Delivered, Event, Signed};
 use crate::options::SendOptions;
 use crate::shared::{Shared, WaitGuard, Waiter};
 use crate::signing::{is_signed_type, SignedFrame, Signer};
@@ -118,11 +118,12 @@ impl Client {
         delivered.verify_at(keys, now_ms())
     }
 
-    /// Checks the signature of a received channel post (the `signed` part of
-    /// [`Event::ChannelMessage`](crate::Event::ChannelMessage)) against `keys`, as
-    /// [`Client::verify`] does for messages: the poster's key must be known, not revoked and
-    /// still valid now, and the signature must cover the post as it arrived.
-    pub fn verify_post(post: &SignedPost, keys: &dyn KeyLookup) -> Result<(), VerifyError> {
+    /// Checks the signature of a received channel post or sync answer (the `signed` part of
+    /// [`Event::ChannelMessage`](crate::Event::ChannelMessage),
+    /// [`Event::SyncAck`](crate::Event::SyncAck) or [`SyncAnswer`]) against `keys`, as
+    /// [`Client::verify`] does for messages: the sender's key must be known, not revoked and
+    /// still valid now, and the signature must cover the frame as it arrived.
+    pub fn verify_signed(post: &Signed, keys: &dyn KeyLookup) -> Result<(), VerifyError> {
         post.verify_at(keys, now_ms())
     }
 
@@ -226,7 +227,8 @@ impl Client {
     }
 
     /// Answers a message sent with sync (`send_and_wait`): an ACK with its correlation id and
-    /// `response: true`, which the daemon forwards to the waiting sender.
+    /// `response: true`, which the daemon forwards to the waiting sender. Signed when signing
+    /// is on, addressed (`to`) to that sender.
     pub async fn reply_sync(
         &self,
         delivered: &Delivered,
@@ -245,7 +247,8 @@ impl Client {
             response_data,
             ..AckPayload::default()
         };
-        self.enqueue(Envelope::new(MessageType::Ack, &ack)).await
+        self.enqueue_answer(Envelope::new(MessageType::Ack, &ack).to(&delivered.from))
+            .await
     }
 
     /// Acknowledges a DELIVER (only needed with `auto_ack: false`).
@@ -259,11 +262,13 @@ impl Client {
     }
 
     /// Answers a sync message by ids (for callers that no longer hold the [`Delivered`]): an ACK
-    /// with the correlation id, forwarded by the daemon to the waiting sender.
+    /// with the correlation id, forwarded by the daemon to the waiting sender `to` (the
+    /// message's `from`). Signed when signing is on.
     pub async fn sync_ack(
         &self,
         ack_id: &str,
         correlation_id: &str,
+        to: &str,
         response: bool,
         response_data: Option<Value>,
     ) -> Result<(), ClientError> {
@@ -275,7 +280,8 @@ impl Client {
             response_data,
             ..AckPayload::default()
         };
-        self.enqueue(Envelope::new(MessageType::Ack, &ack)).await
+        self.enqueue_answer(Envelope::new(MessageType::Ack, &ack).to(to))
+            .await
     }
 
     /// Streams agent output to observers (a LOG frame). Never waits: when the outgoing queue is
@@ -675,14 +681,25 @@ impl Client {
 
     /// Queues a frame; SENDs, channel posts and consensus commands are signed first when
     /// signing is on.
-    async fn enqueue(&self, mut env: Envelope) -> Result<(), ClientError> {
+    async fn enqueue(&self, env: Envelope) -> Result<(), ClientError> {
+        let sign = is_signed_type(&env.msg_type);
+        self.enqueue_as(env, sign).await
+    }
+
+    /// Queues a sync answer (an ACK with a correlation id): signed like a SEND, since it
+    /// carries content to another agent; plain ACKs are not.
+    async fn enqueue_answer(&self, env: Envelope) -> Result<(), ClientError> {
+        self.enqueue_as(env, true).await
+    }
+
+    async fn enqueue_as(&self, mut env: Envelope, sign: bool) -> Result<(), ClientError> {
         if let Some(reason) = self.inner.shared.state().closed.clone() {
             return Err(ClientError::Closed { reason });
         }
         let shared = &self.inner.shared;
         let config = &shared.config;
         let item = match &shared.signer {
-            Some(signer) if is_signed_type(&env.msg_type) => {
+            Some(signer) if sign => {
                 signer.sign(&mut env)?;
                 let frame = encode(&env, config.max_frame_bytes)?;
                 Outgoing::Signed(Box::new(SignedFrame {
@@ -737,7 +754,7 @@ fn send_envelope(opts: &SendOptions) -> Envelope {
 
 /// A sync message in flight (see [`Client::send_sync`]).
 pub struct PendingSync {
-    rx: oneshot::Receiver<Result<AckPayload, ClientError>>,
+    rx: oneshot::Receiver<Result<SyncAnswer, ClientError>>,
     _guard: WaitGuard,
     deadline: Duration,
     to: String,
@@ -746,9 +763,23 @@ pub struct PendingSync {
 impl PendingSync {
     /// Waits for the recipient's answer (or the NACK, TIMEOUT or local deadline).
     pub async fn answer(self) -> Result<AckPayload, ClientError> {
+        self.signed_answer().await.map(|answer| answer.ack)
+    }
+
+    /// [`PendingSync::answer`] with the answer's signature, when it carries one: check it with
+    /// [`Client::verify_signed`] to know who answered.
+    pub async fn signed_answer(self) -> Result<SyncAnswer, ClientError> {
         let to = self.to;
         wait(self.rx, self.deadline, || format!("sync message to {to}")).await
     }
+}
+
+/// The answer to a sync message.
+#[derive(Debug, Clone)]
+pub struct SyncAnswer {
+    pub ack: AckPayload,
+    /// The answer as it arrived, when signed.
+    pub signed: Option<Box<Signed>>,
 }
 
 async fn wait<T>(

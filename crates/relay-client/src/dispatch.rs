@@ -8,9 +8,10 @@ use relay_protocol::{
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
+use crate::client::SyncAnswer;
 use crate::driver::{Driver, End};
 use crate::error::{error_code_name, ClientError};
-use crate::event::{Delivered, Event, SignedPost};
+use crate::event::{Delivered, Event, Signed};
 use crate::shared::Waiter;
 
 fn is_query(w: &Waiter) -> bool {
@@ -67,7 +68,7 @@ impl Driver {
                         id,
                         from,
                         payload,
-                        signed: SignedPost::of(env),
+                        signed: Signed::of(env),
                     })
                     .await;
                 }
@@ -169,15 +170,21 @@ impl Driver {
         let Some(ack) = decode::<AckPayload>(&env) else {
             return;
         };
+        let from = env.from.clone().unwrap_or_default();
+        let signed = Signed::of(env);
         if let Some(cid) = ack.correlation_id.as_deref() {
             let waiter = self.shared.waits().take_key(cid, is_sync);
             if let Some(Waiter::Sync(tx)) = waiter {
-                let _ = tx.send(Ok(ack));
+                let _ = tx.send(Ok(SyncAnswer { ack, signed }));
                 return;
             }
         }
-        let from = env.from.unwrap_or_default();
-        self.emit(Event::SyncAck { from, payload: ack }).await;
+        self.emit(Event::SyncAck {
+            from,
+            payload: ack,
+            signed,
+        })
+        .await;
     }
 
     async fn on_error(&mut self, env: Envelope) -> Option<End> {

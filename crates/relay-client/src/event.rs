@@ -26,8 +26,8 @@ pub enum Event {
         from: String,
         payload: ChannelMessagePayload,
         /// The post as it arrived when it carries a signature: check it with
-        /// [`Client::verify_post`](crate::Client::verify_post).
-        signed: Option<Box<SignedPost>>,
+        /// [`Client::verify_signed`](crate::Client::verify_signed).
+        signed: Option<Box<Signed>>,
     },
     ChannelJoin {
         from: String,
@@ -48,37 +48,49 @@ pub enum Event {
     /// A routed message or log line (after [`Client::watch`](crate::Client::watch)).
     Watch(WatchEventPayload),
     /// A forwarded ACK (sync answer) that no `send_and_wait` was waiting for.
-    SyncAck { from: String, payload: AckPayload },
+    SyncAck {
+        from: String,
+        payload: AckPayload,
+        /// The answer as it arrived when it carries a signature: check it with
+        /// [`Client::verify_signed`](crate::Client::verify_signed).
+        signed: Option<Box<Signed>>,
+    },
     /// The connection was lost; the client is reconnecting (when `reconnect` is on).
     Disconnected { reason: String },
     /// The client stopped for good; no further events follow.
     Closed { reason: String },
 }
 
-/// A signed channel post (CHANNEL_MESSAGE) exactly as it arrived.
+/// A signed frame that is not a message, exactly as the daemon forwarded it: a channel post
+/// (CHANNEL_MESSAGE) or a sync answer (ACK).
 #[derive(Debug, Clone)]
-pub struct SignedPost(Envelope);
+pub struct Signed(Envelope);
 
-impl SignedPost {
+impl Signed {
     /// Keeps `env` when it carries `_sig`.
-    pub(crate) fn of(env: Envelope) -> Option<Box<SignedPost>> {
-        env.sig.is_some().then(|| Box::new(SignedPost(env)))
+    pub(crate) fn of(env: Envelope) -> Option<Box<Signed>> {
+        env.sig.is_some().then(|| Box::new(Signed(env)))
     }
 
-    /// The poster's signature (`_sig`), untouched.
+    /// The sender's signature (`_sig`), untouched.
     pub fn sig(&self) -> Option<&SignatureJson> {
         self.0.sig.as_ref()
     }
 
-    /// [`Client::verify_post`](crate::Client::verify_post) at time `now_ms`: the signature must
-    /// be the poster's and cover the post's type, target, topic, payload and metadata as they
-    /// arrived.
+    /// The envelope as it arrived.
+    pub fn envelope(&self) -> &Envelope {
+        &self.0
+    }
+
+    /// [`Client::verify_signed`](crate::Client::verify_signed) at time `now_ms`: the signature
+    /// must be the sender's (`from`) and cover the frame's type, target, topic, payload and
+    /// metadata as they arrived.
     pub(crate) fn verify_at(&self, keys: &dyn KeyLookup, now_ms: u64) -> Result<(), VerifyError> {
         let env = &self.0;
         let sig = Signature::from_envelope(env)?.ok_or_else(|| {
             VerifyError::Malformed(format!(
-                "channel message {} is not signed (no _sig)",
-                env.id
+                "{} {} is not signed (no _sig)",
+                env.msg_type, env.id
             ))
         })?;
         let from = env
@@ -87,8 +99,8 @@ impl SignedPost {
             .filter(|f| !f.is_empty())
             .ok_or_else(|| {
                 VerifyError::Malformed(format!(
-                    "channel message {} names no sender to verify against",
-                    env.id
+                    "{} {} names no sender to verify against",
+                    env.msg_type, env.id
                 ))
             })?;
         relay_signing::verify_delivered(env, from, env.to.as_deref(), &sig, keys, now_ms)

@@ -48,10 +48,10 @@ mod options;
 mod shared;
 mod signing;
 
-pub use client::{Client, EventStream, PendingSync};
+pub use client::{Client, EventStream, PendingSync, SyncAnswer};
 pub use config::ClientConfig;
 pub use error::ClientError;
-pub use event::{Delivered, Event, SignedPost};
+pub use event::{Delivered, Event, Signed};
 pub use options::SendOptions;
 pub use relay_signing::{KeyLookup, VerifyError};
 pub use signing::{ClientSigning, RESIGN_AFTER_MS};

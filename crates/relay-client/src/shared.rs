@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use relay_protocol::{AckPayload, Envelope, WatchPayload};
+use relay_protocol::{Envelope, WatchPayload};
 use tokio::sync::oneshot;
 
 use crate::config::ClientConfig;
@@ -36,7 +36,7 @@ pub(crate) enum Waiter {
     /// A query: completed by the envelope whose `id` equals the request's.
     Query(oneshot::Sender<Result<Envelope, ClientError>>),
     /// `send_and_wait`: completed by an ACK carrying the correlation id.
-    Sync(oneshot::Sender<Result<AckPayload, ClientError>>),
+    Sync(oneshot::Sender<Result<crate::client::SyncAnswer, ClientError>>),
     /// `request`: completed by a DELIVER carrying the correlation id.
     Request(oneshot::Sender<Result<Delivered, ClientError>>),
 }

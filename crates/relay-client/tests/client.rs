@@ -133,7 +133,7 @@ async fn send_and_wait_resolves_on_the_forwarded_ack() {
     let ack = waiting.await.expect("join").expect("answered");
     assert_eq!(ack.response_data, Some(json!({"answer": 42})));
     match next_event(&mut events).await {
-        Event::SyncAck { from, payload } => {
+        Event::SyncAck { from, payload, .. } => {
             assert_eq!(from, "Carol");
             assert_eq!(payload.correlation_id.as_deref(), Some("other"));
         }

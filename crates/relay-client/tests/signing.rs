@@ -278,7 +278,7 @@ fn signed_post(from: &str, key: &relay_signing::SigningKey, body: &str) -> Envel
 }
 
 #[tokio::test]
-async fn verify_post_accepts_signed_channel_posts_and_rejects_tampered_ones() {
+async fn verify_signed_accepts_signed_channel_posts_and_rejects_tampered_ones() {
     let keys = tempfile::tempdir().expect("temp dir");
     let store = Keystore::new(keys.path());
     let bob = store
@@ -321,15 +321,15 @@ async fn verify_post_accepts_signed_channel_posts_and_rejects_tampered_ones() {
         .as_deref()
         .expect("a signed post keeps its signature");
     assert!(signed.sig().is_some());
-    assert_eq!(Client::verify_post(signed, &store), Ok(()));
+    assert_eq!(Client::verify_signed(signed, &store), Ok(()));
     let tampered = received[1].2.as_deref().expect("signed");
     assert_eq!(
-        Client::verify_post(tampered, &store),
+        Client::verify_signed(tampered, &store),
         Err(VerifyError::BadSignature)
     );
     let forged = received[2].2.as_deref().expect("signed");
     assert!(matches!(
-        Client::verify_post(forged, &store),
+        Client::verify_signed(forged, &store),
         Err(VerifyError::UnknownKey { .. })
     ));
     assert!(

@@ -74,6 +74,7 @@ pub fn checked_on_ingress(msg_type: &MessageType) -> bool {
         msg_type,
         T::Send
             | T::ChannelMessage
+            | T::Ack
             | T::ProposalCreate
             | T::Vote
             | T::ConsensusCancel

@@ -522,3 +522,87 @@ async fn signed_and_unsigned_copies_of_one_id_are_delivered_once() {
     );
     bob.expect_silence(Duration::from_millis(200)).await;
 }
+
+/// A connection of the Rust client signing with its key file in the daemon's key directory.
+async fn signing_client(
+    d: &TestDaemon,
+    name: &str,
+) -> (relay_client::Client, relay_client::EventStream) {
+    let mut config = relay_client::ClientConfig::new(&d.socket, name);
+    config.reconnect = false;
+    config.signing = Some(relay_client::ClientSigning::KeyFile {
+        keys_dir: d.dir.path().join(".agent-relay/keys"),
+    });
+    relay_client::Client::connect(config)
+        .await
+        .expect("connect")
+}
+
+/// The next message `events` report, within the test's patience.
+async fn next_delivered(events: &mut relay_client::EventStream) -> relay_client::Delivered {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(relay_client::Event::Message(m))) => return m,
+            Ok(Some(_)) => {}
+            other => panic!("no message: {other:?}"),
+        }
+    }
+}
+
+/// Sync answers (an ACK with a correlation id) carry content to another agent: they are checked
+/// like SENDs, and the waiting sender gets the answerer's `_sig` and can check it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_answers_are_checked_and_verify_at_the_waiting_sender() {
+    let d = TestDaemon::start(signing_config("enforce")).await;
+    let keys = keystore(&d);
+    key_for(&keys, "Alice", Algorithm::HmacSha256).await;
+    key_for(&keys, "Bob", Algorithm::Ed25519).await;
+    let (alice, _alice_events) = signing_client(&d, "Alice").await;
+    let (bob, mut bob_events) = signing_client(&d, "Bob").await;
+
+    let pending = alice
+        .send_sync(
+            relay_client::SendOptions::new("Bob", "ship it?"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("send");
+    let asked = next_delivered(&mut bob_events).await;
+    bob.reply_sync(&asked, Some(json!({"ok": true})))
+        .await
+        .expect("answer");
+    let answer = pending.signed_answer().await.expect("Bob's answer");
+    assert_eq!(answer.ack.response_data, Some(json!({"ok": true})));
+    let signed = answer.signed.expect("the answer keeps Bob's signature");
+    assert_eq!(signed.envelope().from.as_deref(), Some("Bob"));
+    relay_client::Client::verify_signed(&signed, &keys).expect("Bob's answer verifies at Alice");
+
+    // Mallory has no key: her answer is refused and dead-lettered, and Alice is not answered.
+    let mut mallory = d.client("Mallory").await;
+    let pending = alice
+        .send_sync(
+            relay_client::SendOptions::new("Mallory", "are you Bob?"),
+            Duration::from_millis(1_500),
+        )
+        .await
+        .expect("send");
+    let asked = mallory.recv_ack().await;
+    let correlation = asked["payload_meta"]["sync"]["correlationId"].clone();
+    let forged = json!({"v":1,"type":"ACK","id":"forged-1","ts":1,"to":"Alice","payload":{
+        "ack_id": asked["id"], "seq": 0, "correlationId": correlation,
+        "response": true, "responseData": {"ok": true}}});
+    refused(&mut mallory, forged, "unsigned").await;
+    let waited = pending.answer().await;
+    assert!(
+        matches!(
+            waited,
+            Err(relay_client::ClientError::Timeout { .. })
+                | Err(relay_client::ClientError::Server(_))
+        ),
+        "{waited:?}"
+    );
+    assert_eq!(signature_invalid_letters(&mut mallory).await, 1);
+    // The delivery itself was acknowledged: it is not sent again.
+    mallory.expect_silence(Duration::from_millis(300)).await;
+}

@@ -503,6 +503,7 @@ impl Runner {
                             .sync_ack(
                                 id,
                                 corr,
+                                &msg.from,
                                 true,
                                 Some(serde_json::json!({ "injection": verdict })),
                             )

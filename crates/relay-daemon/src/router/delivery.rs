@@ -276,7 +276,12 @@ impl Router {
             return;
         };
         if let Some(corr) = ack.correlation_id.as_deref() {
-            self.complete_sync(corr, &acker, &env);
+            // A sync answer carries content to the waiting sender: its signature is checked
+            // like a SEND's. A refused answer is not forwarded; the delivery it confirms still
+            // counts as acknowledged.
+            if self.verify_ingress(conn_id, &env, false).accepted() {
+                self.complete_sync(corr, &acker, &env);
+            }
         }
         let owned = self
             .tracker

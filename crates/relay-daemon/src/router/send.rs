@@ -573,6 +573,11 @@ impl Router {
             .from(acker)
             .to(sender);
         fwd.v = ack.v;
+        // The answer's signature (made without `to`) travels with it, so the waiting sender
+        // can check who answered.
+        fwd.topic = ack.topic.clone();
+        fwd.payload_meta = ack.payload_meta.clone();
+        fwd.sig = ack.sig.clone();
         self.counters.sync_completed += 1;
         self.reply(wait.sender_conn, &fwd);
     }
