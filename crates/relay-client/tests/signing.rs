@@ -181,6 +181,39 @@ async fn a_missing_key_file_fails_the_connect_with_the_remedy() {
     );
 }
 
+/// Alice connected to the fake daemon, about to receive what Bob signed with a key of `alg`.
+struct Receiving {
+    _keys: tempfile::TempDir,
+    store: Keystore,
+    bob: relay_signing::KeyFile,
+    key: relay_signing::SigningKey,
+    _srv: FakeServer,
+    _client: Client,
+    events: relay_client::EventStream,
+    conn: common::Conn,
+}
+
+async fn alice_receiving_from_bob(alg: Algorithm) -> Receiving {
+    let keys = tempfile::tempdir().expect("temp dir");
+    let store = Keystore::new(keys.path());
+    let bob = store
+        .create("Bob", alg, now_ms())
+        .expect("create Bob's key");
+    let key = bob.signing_key(now_ms()).expect("Bob can sign");
+    let srv = FakeServer::start();
+    let (client, events, conn) = connect(&srv, srv.config("Alice")).await;
+    Receiving {
+        _keys: keys,
+        store,
+        bob,
+        key,
+        _srv: srv,
+        _client: client,
+        events,
+        conn,
+    }
+}
+
 /// A DELIVER of a SEND from `from` signed with `key`, as the daemon forwards it.
 fn signed_deliver(from: &str, key: &relay_signing::SigningKey, body: &str) -> Envelope {
     let payload = SendPayload {
@@ -207,14 +240,16 @@ fn signed_deliver(from: &str, key: &relay_signing::SigningKey, body: &str) -> En
 
 #[tokio::test]
 async fn verify_accepts_signed_deliveries_and_rejects_tampered_ones() {
-    let keys = tempfile::tempdir().expect("temp dir");
-    let store = Keystore::new(keys.path());
-    let bob = store
-        .create("Bob", Algorithm::HmacSha256, now_ms())
-        .expect("create Bob's key");
-    let key = bob.signing_key(now_ms()).expect("Bob can sign");
-    let srv = FakeServer::start();
-    let (_client, mut events, mut conn) = connect(&srv, srv.config("Alice")).await;
+    let Receiving {
+        _keys,
+        store,
+        bob,
+        key,
+        _srv,
+        _client,
+        mut events,
+        mut conn,
+    } = alice_receiving_from_bob(Algorithm::HmacSha256).await;
 
     let good = signed_deliver("Bob", &key, "ship it");
     // Altered after signing: the body, or the sender the daemon reports.
@@ -279,14 +314,16 @@ fn signed_post(from: &str, key: &relay_signing::SigningKey, body: &str) -> Envel
 
 #[tokio::test]
 async fn verify_signed_accepts_signed_channel_posts_and_rejects_tampered_ones() {
-    let keys = tempfile::tempdir().expect("temp dir");
-    let store = Keystore::new(keys.path());
-    let bob = store
-        .create("Bob", Algorithm::Ed25519, now_ms())
-        .expect("create Bob's key");
-    let key = bob.signing_key(now_ms()).expect("Bob can sign");
-    let srv = FakeServer::start();
-    let (_client, mut events, mut conn) = connect(&srv, srv.config("Alice")).await;
+    let Receiving {
+        _keys,
+        store,
+        key,
+        _srv,
+        _client,
+        mut events,
+        mut conn,
+        ..
+    } = alice_receiving_from_bob(Algorithm::Ed25519).await;
 
     let good = signed_post("Bob", &key, "standup in 5");
     let mut tampered = signed_post("Bob", &key, "standup in 5");
