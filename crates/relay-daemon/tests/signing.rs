@@ -574,9 +574,9 @@ async fn sync_answers_are_checked_and_verify_at_the_waiting_sender() {
         .expect("answer");
     let answer = pending.signed_answer().await.expect("Bob's answer");
     assert_eq!(answer.ack.response_data, Some(json!({"ok": true})));
-    let signed = answer.signed.expect("the answer keeps Bob's signature");
-    assert_eq!(signed.envelope().from.as_deref(), Some("Bob"));
-    relay_client::Client::verify_signed(&signed, &keys).expect("Bob's answer verifies at Alice");
+    let kept = answer.signed.expect("the answer keeps Bob's signature");
+    assert_eq!(kept.envelope().from.as_deref(), Some("Bob"));
+    relay_client::Client::verify_signed(&kept, &keys).expect("Bob's answer verifies at Alice");
 
     // Mallory has no key: her answer is refused and dead-lettered, and Alice is not answered.
     let mut mallory = d.client("Mallory").await;
@@ -605,4 +605,32 @@ async fn sync_answers_are_checked_and_verify_at_the_waiting_sender() {
     assert_eq!(signature_invalid_letters(&mut mallory).await, 1);
     // The delivery itself was acknowledged: it is not sent again.
     mallory.expect_silence(Duration::from_millis(300)).await;
+
+    // Signed, but addressed to someone other than the waiting sender: Alice could not verify
+    // it, so the daemon refuses it and says how to sign it.
+    let dave_key = key_for(&keys, "Dave", Algorithm::HmacSha256).await;
+    let mut dave = d.client("Dave").await;
+    let pending = alice
+        .send_sync(
+            relay_client::SendOptions::new("Dave", "and you?"),
+            Duration::from_millis(1_500),
+        )
+        .await
+        .expect("send");
+    let asked = dave.recv_ack().await;
+    let mut answer = Envelope::new(
+        relay_protocol::MessageType::Ack,
+        &json!({"ack_id": asked["id"], "seq": 0,
+            "correlationId": asked["payload_meta"]["sync"]["correlationId"],
+            "response": true, "responseData": {"ok": true}}),
+    );
+    answer.to = Some("Carol".into());
+    refused(
+        &mut dave,
+        signed(answer, "Dave", &dave_key, now()),
+        "sign it with to = \"alice\"",
+    )
+    .await;
+    assert!(pending.answer().await.is_err(), "Alice gets no answer");
+    assert_eq!(signature_invalid_letters(&mut dave).await, 2);
 }

@@ -279,7 +279,9 @@ impl Router {
             // A sync answer carries content to the waiting sender: its signature is checked
             // like a SEND's. A refused answer is not forwarded; the delivery it confirms still
             // counts as acknowledged.
-            if self.verify_ingress(conn_id, &env, false).accepted() {
+            if let Some(why) = self.misaddressed_answer(corr, &env) {
+                self.refuse_signature(conn_id, &acker, &env, why);
+            } else if self.verify_ingress(conn_id, &env, false).accepted() {
                 self.complete_sync(corr, &acker, &env);
             }
         }

@@ -828,14 +828,46 @@ impl Router {
             }
             Ok(crate::signing::Verdict::Unsigned) => Ingress::Unsigned,
             Err(why) => {
-                self.counters.signatures_rejected += 1;
-                self.nack(conn_id, &env.id, NackCode::Forbidden, why.clone());
-                let (to, payload) = refused_message(env);
-                let letter = self.letter_from_send(&sender, &to, env, &payload);
-                self.dead_letter(FailureReason::SignatureInvalid, letter, why, false);
+                self.refuse_signature(conn_id, &sender, env, why);
                 Ingress::Refused
             }
         }
+    }
+
+    /// Refuses `env` from `sender` for its signature: NACK FORBIDDEN and a `signature_invalid`
+    /// dead letter.
+    pub(crate) fn refuse_signature(
+        &mut self,
+        conn_id: u64,
+        sender: &str,
+        env: &Envelope,
+        why: String,
+    ) {
+        self.counters.signatures_rejected += 1;
+        self.nack(conn_id, &env.id, NackCode::Forbidden, why.clone());
+        let (to, payload) = refused_message(env);
+        let letter = self.letter_from_send(sender, &to, env, &payload);
+        self.dead_letter(FailureReason::SignatureInvalid, letter, why, false);
+    }
+
+    /// Why a signed answer to the sync wait `correlation_id` could not verify at the sender
+    /// waiting for it: the copy forwarded to that sender names it in `to`, so the answer must
+    /// have been signed with that `to`. `None` when it was, or the answer is unsigned, or nobody
+    /// waits for it.
+    pub(crate) fn misaddressed_answer(
+        &self,
+        correlation_id: &str,
+        answer: &Envelope,
+    ) -> Option<String> {
+        answer.sig.as_ref()?;
+        let wait = self.syncs.waits.get(correlation_id)?;
+        let sender = self.conn_name(wait.sender_conn)?;
+        (answer.to.as_deref() != Some(sender)).then(|| {
+            format!(
+                "signature rejected: this answer goes to {sender}, who checks it as addressed to                  {sender}, but it was signed with to = {:?}; sign it with to = {sender:?}",
+                answer.to.as_deref().unwrap_or("(none)")
+            )
+        })
     }
 }
 
