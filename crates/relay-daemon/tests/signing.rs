@@ -550,6 +550,26 @@ async fn next_delivered(events: &mut relay_client::EventStream) -> relay_client:
     }
 }
 
+/// Alice asks `whom` a sync question (waiting 1.5 s at most); returns her pending answer and
+/// the payload of an ACK answering it.
+async fn ask(
+    alice: &relay_client::Client,
+    whom: &mut Client,
+) -> (relay_client::PendingSync, Value) {
+    let pending = alice
+        .send_sync(
+            relay_client::SendOptions::new(whom.name.clone(), "are you Bob?"),
+            Duration::from_millis(1_500),
+        )
+        .await
+        .expect("send");
+    let asked = whom.recv_ack().await;
+    let answer = json!({"ack_id": asked["id"], "seq": 0,
+        "correlationId": asked["payload_meta"]["sync"]["correlationId"],
+        "response": true, "responseData": {"ok": true}});
+    (pending, answer)
+}
+
 /// Sync answers (an ACK with a correlation id) carry content to another agent: they are checked
 /// like SENDs, and the waiting sender gets the answerer's `_sig` and can check it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -580,18 +600,8 @@ async fn sync_answers_are_checked_and_verify_at_the_waiting_sender() {
 
     // Mallory has no key: her answer is refused and dead-lettered, and Alice is not answered.
     let mut mallory = d.client("Mallory").await;
-    let pending = alice
-        .send_sync(
-            relay_client::SendOptions::new("Mallory", "are you Bob?"),
-            Duration::from_millis(1_500),
-        )
-        .await
-        .expect("send");
-    let asked = mallory.recv_ack().await;
-    let correlation = asked["payload_meta"]["sync"]["correlationId"].clone();
-    let forged = json!({"v":1,"type":"ACK","id":"forged-1","ts":1,"to":"Alice","payload":{
-        "ack_id": asked["id"], "seq": 0, "correlationId": correlation,
-        "response": true, "responseData": {"ok": true}}});
+    let (pending, answer) = ask(&alice, &mut mallory).await;
+    let forged = json!({"v":1,"type":"ACK","id":"forged-1","ts":1,"to":"Alice","payload":answer});
     refused(&mut mallory, forged, "unsigned").await;
     let waited = pending.answer().await;
     assert!(
@@ -610,20 +620,8 @@ async fn sync_answers_are_checked_and_verify_at_the_waiting_sender() {
     // it, so the daemon refuses it and says how to sign it.
     let dave_key = key_for(&keys, "Dave", Algorithm::HmacSha256).await;
     let mut dave = d.client("Dave").await;
-    let pending = alice
-        .send_sync(
-            relay_client::SendOptions::new("Dave", "and you?"),
-            Duration::from_millis(1_500),
-        )
-        .await
-        .expect("send");
-    let asked = dave.recv_ack().await;
-    let mut answer = Envelope::new(
-        relay_protocol::MessageType::Ack,
-        &json!({"ack_id": asked["id"], "seq": 0,
-            "correlationId": asked["payload_meta"]["sync"]["correlationId"],
-            "response": true, "responseData": {"ok": true}}),
-    );
+    let (pending, answer) = ask(&alice, &mut dave).await;
+    let mut answer = Envelope::new(relay_protocol::MessageType::Ack, &answer);
     answer.to = Some("Carol".into());
     refused(
         &mut dave,
