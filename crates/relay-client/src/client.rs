@@ -123,8 +123,8 @@ impl Client {
     /// [`Event::SyncAck`](crate::Event::SyncAck) or [`SyncAnswer`]) against `keys`, as
     /// [`Client::verify`] does for messages: the sender's key must be known, not revoked and
     /// still valid now, and the signature must cover the frame as it arrived.
-    pub fn verify_signed(post: &Signed, keys: &dyn KeyLookup) -> Result<(), VerifyError> {
-        post.verify_at(keys, now_ms())
+    pub fn verify_signed(signed: &Signed, keys: &dyn KeyLookup) -> Result<(), VerifyError> {
+        signed.verify_at(keys, now_ms())
     }
 
     /// The current session id; `None` while disconnected or after close.
