@@ -626,7 +626,8 @@ async fn sync_answers_are_checked_and_verify_at_the_waiting_sender() {
     refused(
         &mut dave,
         signed(answer, "Dave", &dave_key, now()),
-        "sign it with to = \"alice\"",
+        "this answer goes to alice, who checks it as addressed to alice, but it was signed \
+         with to = \"carol\"; sign it with to = \"alice\"",
     )
     .await;
     assert!(pending.answer().await.is_err(), "Alice gets no answer");

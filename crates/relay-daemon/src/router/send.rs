@@ -573,8 +573,8 @@ impl Router {
             .from(acker)
             .to(sender);
         fwd.v = ack.v;
-        // The answer's signature (made without `to`) travels with it, so the waiting sender
-        // can check who answered.
+        // The answer's signature (made with `to` = this sender, see `misaddressed_answer`)
+        // travels with it, so the waiting sender can check who answered.
         fwd.topic = ack.topic.clone();
         fwd.payload_meta = ack.payload_meta.clone();
         fwd.sig = ack.sig.clone();
@@ -864,7 +864,8 @@ impl Router {
         let sender = self.conn_name(wait.sender_conn)?;
         (answer.to.as_deref() != Some(sender)).then(|| {
             format!(
-                "signature rejected: this answer goes to {sender}, who checks it as addressed to                  {sender}, but it was signed with to = {:?}; sign it with to = {sender:?}",
+                "signature rejected: this answer goes to {sender}, who checks it as addressed to \
+                 {sender}, but it was signed with to = {:?}; sign it with to = {sender:?}",
                 answer.to.as_deref().unwrap_or("(none)")
             )
         })
