@@ -87,24 +87,37 @@ impl Signed {
     /// metadata as they arrived.
     pub(crate) fn verify_at(&self, keys: &dyn KeyLookup, now_ms: u64) -> Result<(), VerifyError> {
         let env = &self.0;
-        let sig = Signature::from_envelope(env)?.ok_or_else(|| {
-            VerifyError::Malformed(format!(
-                "{} {} is not signed (no _sig)",
-                env.msg_type, env.id
-            ))
-        })?;
-        let from = env
-            .from
-            .as_deref()
-            .filter(|f| !f.is_empty())
-            .ok_or_else(|| {
-                VerifyError::Malformed(format!(
-                    "{} {} names no sender to verify against",
-                    env.msg_type, env.id
-                ))
-            })?;
-        relay_signing::verify_delivered(env, from, env.to.as_deref(), &sig, keys, now_ms)
+        let from = env.from.as_deref().unwrap_or_default();
+        let what = env.msg_type.as_str();
+        verify_forwarded(what, env, from, env.sig.as_ref(), keys, now_ms)
     }
+}
+
+/// Checks `sig` as `from`'s signature over `env`, a copy the daemon forwarded (`what` names it
+/// in the errors): an absent signature or sender is malformed.
+fn verify_forwarded(
+    what: &str,
+    env: &Envelope,
+    from: &str,
+    sig: Option<&SignatureJson>,
+    keys: &dyn KeyLookup,
+    now_ms: u64,
+) -> Result<(), VerifyError> {
+    let Some(sig) = sig else {
+        return Err(VerifyError::Malformed(format!(
+            "{what} {} from {from} is not signed (no _sig)",
+            env.id
+        )));
+    };
+    let sig = Signature::from_json(sig)?;
+    if from.is_empty() {
+        return Err(VerifyError::Malformed(format!(
+            "{what} {} names no sender to verify against",
+            env.id
+        )));
+    }
+    let original_to = relay_signing::original_target(env);
+    relay_signing::verify_delivered(env, from, original_to, &sig, keys, now_ms)
 }
 
 /// A DELIVER, decoded.
@@ -153,19 +166,6 @@ impl Delivered {
 
     /// [`Client::verify`](crate::Client::verify) at time `now_ms`.
     pub(crate) fn verify_at(&self, keys: &dyn KeyLookup, now_ms: u64) -> Result<(), VerifyError> {
-        let Some(sig) = &self.sig else {
-            return Err(VerifyError::Malformed(format!(
-                "message {} from {} is not signed (no _sig)",
-                self.id, self.from
-            )));
-        };
-        let sig = Signature::from_json(sig)?;
-        if self.from.is_empty() {
-            return Err(VerifyError::Malformed(format!(
-                "message {} names no sender to verify against",
-                self.id
-            )));
-        }
         let payload = match &self.raw_payload {
             Some(raw) => raw.clone(),
             None => relay_protocol::to_raw(&self.payload),
@@ -178,8 +178,7 @@ impl Delivered {
         env.topic = self.topic.clone();
         env.payload_meta = self.meta.clone();
         env.delivery = self.delivery.clone();
-        let original_to = relay_signing::original_target(&env);
-        relay_signing::verify_delivered(&env, &self.from, original_to, &sig, keys, now_ms)
+        verify_forwarded("message", &env, &self.from, self.sig.as_ref(), keys, now_ms)
     }
 
     /// The delivery sequence number (0 when the daemon sent none).
