@@ -239,16 +239,14 @@ impl Client {
                 id: delivered.id.clone(),
             });
         };
-        let ack = AckPayload {
-            ack_id: delivered.id.clone(),
-            seq: 0,
-            correlation_id: Some(correlation_id.to_string()),
-            response: Some(Value::Bool(true)),
+        self.sync_ack(
+            &delivered.id,
+            correlation_id,
+            &delivered.from,
+            true,
             response_data,
-            ..AckPayload::default()
-        };
-        self.enqueue_answer(Envelope::new(MessageType::Ack, &ack).to(&delivered.from))
-            .await
+        )
+        .await
     }
 
     /// Acknowledges a DELIVER (only needed with `auto_ack: false`).
