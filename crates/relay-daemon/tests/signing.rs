@@ -633,3 +633,52 @@ async fn sync_answers_are_checked_and_verify_at_the_waiting_sender() {
     assert!(pending.answer().await.is_err(), "Alice gets no answer");
     assert_eq!(signature_invalid_letters(&mut dave).await, 2);
 }
+
+/// A refused sync answer is dead-lettered as the answer it was: addressed to the sender that
+/// waited for it (whatever `to` it named), its `response` as the body and `correlationId` and
+/// `responseData` in `data`; replayed, the asker gets it as a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sync_answer_is_kept_as_the_answer_and_replays_to_the_asker() {
+    let d = TestDaemon::start(signing_config("enforce")).await;
+    let keys = keystore(&d);
+    key_for(&keys, "Alice", Algorithm::HmacSha256).await;
+    let (alice, mut alice_events) = signing_client(&d, "Alice").await;
+    let mut mallory = d.client("Mallory").await;
+
+    let (pending, mut answer) = ask(&alice, &mut mallory).await;
+    let correlation_id = answer["correlationId"].clone();
+    answer["response"] = json!("yes, ship it");
+    // No `to`: the letter is still Alice's, the sender waiting for this answer.
+    let forged = json!({"v":1,"type":"ACK","id":"forged-2","ts":1,"payload":answer});
+    refused(&mut mallory, forged, "unsigned").await;
+    assert!(pending.answer().await.is_err(), "Alice gets no answer");
+
+    let r = mallory
+        .query("DLQ_LIST", json!({"reason":"signature_invalid"}))
+        .await;
+    let letters = r["payload"]["letters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(letters.len(), 1, "{r}");
+    let letter = &letters[0];
+    assert_eq!(letter["from"], "Mallory", "{letter}");
+    assert_eq!(letter["to"], "Alice", "{letter}");
+    assert_eq!(letter["body"], "yes, ship it", "{letter}");
+    assert_eq!(letter["data"]["correlationId"], correlation_id, "{letter}");
+    assert_eq!(
+        letter["data"]["responseData"],
+        json!({"ok": true}),
+        "{letter}"
+    );
+
+    let dlq_id = letter["id"].as_str().expect("letter id").to_string();
+    let r = mallory.query("DLQ_REPLAY", json!({"ids": [&dlq_id]})).await;
+    assert_eq!(r["payload"]["count"], 1, "{r}");
+    let replayed = next_delivered(&mut alice_events).await;
+    assert_eq!(replayed.from, "Mallory");
+    assert_eq!(replayed.payload.body, "yes, ship it");
+    let data = replayed.payload.data.clone().unwrap_or_default();
+    assert_eq!(data.get("_replayOf"), Some(&json!(dlq_id)), "{data:?}");
+    assert_eq!(data.get("correlationId"), Some(&correlation_id), "{data:?}");
+}

@@ -845,9 +845,25 @@ impl Router {
     ) {
         self.counters.signatures_rejected += 1;
         self.nack(conn_id, &env.id, NackCode::Forbidden, why.clone());
-        let (to, payload) = refused_message(env);
+        let (to, payload) = match refused_answer(env) {
+            // Kept for the sender that waits for it, whatever `to` the answer named.
+            Some((correlation_id, payload)) => {
+                let waiting = self.waiting_sender(&correlation_id).map(str::to_string);
+                (
+                    waiting.or_else(|| env.to.clone()).unwrap_or_default(),
+                    payload,
+                )
+            }
+            None => refused_message(env),
+        };
         let letter = self.letter_from_send(sender, &to, env, &payload);
         self.dead_letter(FailureReason::SignatureInvalid, letter, why, false);
+    }
+
+    /// The name of the sender waiting for an answer to `correlation_id`, if one still is.
+    fn waiting_sender(&self, correlation_id: &str) -> Option<&str> {
+        let wait = self.syncs.waits.get(correlation_id)?;
+        self.conn_name(wait.sender_conn)
     }
 
     /// Why a signed answer to the sync wait `correlation_id` could not verify at the sender
@@ -860,8 +876,7 @@ impl Router {
         answer: &Envelope,
     ) -> Option<String> {
         answer.sig.as_ref()?;
-        let wait = self.syncs.waits.get(correlation_id)?;
-        let sender = self.conn_name(wait.sender_conn)?;
+        let sender = self.waiting_sender(correlation_id)?;
         (answer.to.as_deref() != Some(sender)).then(|| {
             format!(
                 "signature rejected: this answer goes to {sender}, who checks it as addressed to \
@@ -897,6 +912,36 @@ fn refused_message(env: &Envelope) -> (String, SendPayload) {
     }
     let payload = env.payload_as().unwrap_or_else(|_| whole());
     (env.to.clone().unwrap_or_default(), payload)
+}
+
+/// A refused sync answer (an ACK with a `correlationId`) as a dead letter's content: the
+/// answer's `response` as the body (as it stands when it is text, as JSON otherwise), and
+/// `correlationId` and `responseData` in `data`, so that `dlq show` reads as the answer and a
+/// replay delivers it to the sender as a message (the blocking SEND it answered has ended by
+/// then). `None` for any other frame.
+fn refused_answer(env: &Envelope) -> Option<(String, SendPayload)> {
+    if env.msg_type != MessageType::Ack {
+        return None;
+    }
+    let ack = env.payload_as::<relay_protocol::AckPayload>().ok()?;
+    let correlation_id = ack.correlation_id?;
+    let body = match ack.response {
+        Some(serde_json::Value::String(text)) => text,
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    let mut data = serde_json::Map::new();
+    data.insert("correlationId".into(), correlation_id.clone().into());
+    if let Some(response_data) = ack.response_data {
+        data.insert("responseData".into(), response_data);
+    }
+    let payload = SendPayload {
+        kind: relay_protocol::PayloadKind::Message,
+        body,
+        data: Some(data),
+        thread: None,
+    };
+    Some((correlation_id, payload))
 }
 
 /// What [`Router::verify_ingress`] made of a frame.
