@@ -10,7 +10,7 @@
 //! Secrets are wiped from memory on drop and never printed by `Debug`.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ed25519_dalek::Signer as _;
 use hmac::{KeyInit, Mac};
@@ -57,7 +57,9 @@ fn keyed_hmac(key: &[u8]) -> HmacSha256 {
 ///
 /// Cheap to clone (shared): the daemon hands a key out for every message it
 /// verifies. The keyed HMAC state (the hashes of the padded key) is computed
-/// once, so each MAC costs only the message's blocks.
+/// once, so each MAC costs only the message's blocks; so is the state after
+/// the first block that messages MACed with this key share (see
+/// [`FirstBlock`]), so each MAC costs one block less.
 #[derive(Clone)]
 pub struct HmacKey(Arc<HmacKeyInner>);
 
@@ -66,7 +68,27 @@ struct HmacKeyInner {
     key_id: String,
     /// HMAC state after absorbing the key; wiped on drop (`zeroize` feature).
     keyed: HmacSha256,
+    /// Set by the first message of at least a block that this key MACs.
+    first_block: OnceLock<FirstBlock>,
 }
+
+/// The first SHA-256 block (64 bytes) of a message MACed with a key, and the keyed state after
+/// absorbing it.
+///
+/// The signed bytes of every message open with the domain tag, `{"a":"hmac-sha256","from":`,
+/// the signer's name and `,"k":` with the key id (PROTOCOL.md §11), at least 69 bytes that are
+/// the same for every message one signer signs with one key, and a per-agent key has one signer.
+/// Starting from this state instead of the keyed one skips that block's compression. A message
+/// whose first block differs (another signer of a shared secret) is MACed from the keyed state:
+/// the result is the same either way, only the work differs.
+struct FirstBlock {
+    bytes: [u8; FIRST_BLOCK],
+    /// Wiped on drop like `keyed`: it is as good as the key for making MACs.
+    state: HmacSha256,
+}
+
+/// SHA-256's block size.
+const FIRST_BLOCK: usize = 64;
 
 impl HmacKey {
     /// A key whose bytes are the UTF-8 of `secret`.
@@ -75,7 +97,31 @@ impl HmacKey {
             secret: Zeroizing::new(secret.to_string()),
             key_id: hmac_key_id(secret),
             keyed: keyed_hmac(secret.as_bytes()),
+            first_block: OnceLock::new(),
         }))
+    }
+
+    /// The keyed state having absorbed `message`.
+    fn absorbed(&self, message: &[u8]) -> HmacSha256 {
+        let inner = &self.0;
+        if let Some((head, rest)) = message.split_first_chunk::<FIRST_BLOCK>() {
+            let first = inner.first_block.get_or_init(|| {
+                let mut state = inner.keyed.clone();
+                state.update(head);
+                FirstBlock {
+                    bytes: *head,
+                    state,
+                }
+            });
+            if first.bytes == *head {
+                let mut mac = first.state.clone();
+                mac.update(rest);
+                return mac;
+            }
+        }
+        let mut mac = inner.keyed.clone();
+        mac.update(message);
+        mac
     }
 
     /// A new random secret: 32 bytes from the OS, written as 64 hex digits.
@@ -97,16 +143,12 @@ impl HmacKey {
 
     /// HMAC-SHA256 of `message`.
     pub fn sign(&self, message: &[u8]) -> [u8; 32] {
-        let mut mac = self.0.keyed.clone();
-        mac.update(message);
-        mac.finalize().into_bytes().into()
+        self.absorbed(message).finalize().into_bytes().into()
     }
 
     /// Whether `tag` is the HMAC of `message`, compared in constant time.
     pub fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
-        let mut mac = self.0.keyed.clone();
-        mac.update(message);
-        mac.verify_slice(tag).is_ok()
+        self.absorbed(message).verify_slice(tag).is_ok()
     }
 }
 
@@ -390,6 +432,32 @@ fn decode_32(text: &str, what: &'static str) -> Result<[u8; 32], KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mac_is_the_same_whether_or_not_it_starts_from_the_kept_first_block() {
+        let secret = "per-agent secret";
+        let key = HmacKey::from_secret(secret);
+        let shared = "s".repeat(FIRST_BLOCK);
+        let messages = [
+            format!("{shared}one"), // sets the kept block
+            format!("{shared}two"), // starts from it
+            shared.clone(),         // exactly the block
+            format!("t{shared}"),   // another first block
+            "short".to_string(),    // less than a block
+            String::new(),
+            format!("{shared}{shared}{shared}x"),
+        ];
+        for message in &messages {
+            let expected = hmac_sha256(secret.as_bytes(), message.as_bytes());
+            assert_eq!(key.sign(message.as_bytes()), expected, "{message:?}");
+            assert!(key.verify(message.as_bytes(), &expected), "{message:?}");
+            let mut wrong = expected;
+            wrong[31] ^= 1;
+            assert!(!key.verify(message.as_bytes(), &wrong), "{message:?}");
+        }
+        let kept = key.0.first_block.get().expect("a block is kept");
+        assert_eq!(&kept.bytes[..], shared.as_bytes());
+    }
 
     #[test]
     fn hmac_key_id_is_an_hmac_not_a_hash_of_the_secret() {
