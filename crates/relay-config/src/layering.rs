@@ -409,6 +409,30 @@ mod tests {
             "{e}"
         );
 
+        for (toml, needle) in [
+            (
+                "[signing]\nrequire_signatures = \"enfroce\"\n",
+                "signing.require_signatures must be off, warn or enforce (not \"enfroce\")",
+            ),
+            (
+                "[signing]\nalgorithm = \"hmac256\"\n",
+                "signing.algorithm must be hmac-sha256 or ed25519 (not \"hmac256\")",
+            ),
+            (
+                "[signing]\nreplay_window_secs = 0\n",
+                "signing.replay_window_secs must be between 1 and 86400",
+            ),
+        ] {
+            let f = write(tmp.path(), toml);
+            let e = load_from(&f, &[], &[]).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+        let f = write(
+            tmp.path(),
+            "[signing]\nrequire_signatures = \"warn\"\nalgorithm = \"ed25519\"\n",
+        );
+        assert!(load_from(&f, &[], &[]).is_ok());
+
         let f = write(tmp.path(), "[store]\nbackend = \"postgres\"\n");
         assert!(load_from(&f, &[], &[]).is_err());
 

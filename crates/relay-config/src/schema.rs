@@ -326,6 +326,36 @@ pub struct SigningSection {
     pub replay_window_secs: u64,
 }
 
+/// The longest `signing.replay_window_secs` accepted: a day. The daemon remembers every signed
+/// message id of the window, and accepts signatures whose clock is that far off.
+pub const MAX_REPLAY_WINDOW_SECS: u64 = 86_400;
+
+impl SigningSection {
+    /// Checks the values a typo would otherwise turn into something else: an unknown
+    /// `require_signatures` would leave signatures unenforced without a word.
+    pub fn validate(&self) -> Result<(), String> {
+        if !matches!(
+            self.require_signatures.as_str(),
+            "off" | "warn" | "enforce" | "false" | "true"
+        ) {
+            return Err(format!(
+                "signing.require_signatures must be off, warn or enforce (not {:?})",
+                self.require_signatures
+            ));
+        }
+        if !matches!(self.algorithm.as_str(), "hmac-sha256" | "ed25519") {
+            return Err(format!(
+                "signing.algorithm must be hmac-sha256 or ed25519 (not {:?})",
+                self.algorithm
+            ));
+        }
+        check(
+            (1..=MAX_REPLAY_WINDOW_SECS).contains(&self.replay_window_secs),
+            "signing.replay_window_secs must be between 1 and 86400",
+        )
+    }
+}
+
 impl Default for SigningSection {
     fn default() -> Self {
         SigningSection {
@@ -618,6 +648,7 @@ impl RelayConfig {
             "store.queue_capacity must be at least 64",
         )?;
         self.compaction.validate()?;
+        self.signing.validate()?;
         Ok(())
     }
 

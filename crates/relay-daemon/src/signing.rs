@@ -36,6 +36,8 @@ pub enum Requirement {
 }
 
 impl Requirement {
+    /// Reads `signing.require_signatures`, which the configuration has checked to be one of
+    /// `off`, `warn`, `enforce` or the original's `true`/`false`.
     pub fn parse(s: &str) -> Requirement {
         match s {
             "enforce" | "true" => Requirement::Enforce,
