@@ -363,7 +363,7 @@ pub async fn run(
             let recent = startup_read(
                 "recent signatures",
                 STARTUP_READ_DEADLINE,
-                store.recent_signatures(relay_protocol::now_ms() as i64 - window_ms),
+                store.recent_signatures(relay_protocol::now_ms() as i64 - window_ms, window_ms),
             )
             .await?;
             if shared.config.signing.shared_secret.is_empty() {

@@ -335,12 +335,17 @@ impl StoreHandle {
         }
     }
 
-    /// `(signer, message id, signing time)` of signatures made at or after `since`.
+    /// `(signer, message id, signing time)` of signatures made at or after `since`, by signers
+    /// whose clocks were up to `max_skew_ms` (the replay window) off the daemon's.
     pub async fn recent_signatures(
         &self,
         since: i64,
+        max_skew_ms: i64,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        match self.query(Query::RecentSignatures { since }).await? {
+        match self
+            .query(Query::RecentSignatures { since, max_skew_ms })
+            .await?
+        {
             QueryResult::Signatures(rows) => Ok(rows),
             other => Err(unexpected("Signatures", &other)),
         }

@@ -497,8 +497,10 @@ pub enum Query {
     Stats,
     /// Every stored consensus proposal, sorted by id -> [`QueryResult::Proposals`].
     Proposals,
-    /// Signatures made at or after `since` -> [`QueryResult::Signatures`].
-    RecentSignatures { since: i64 },
+    /// Signatures made at or after `since` -> [`QueryResult::Signatures`]. `max_skew_ms` is
+    /// the replay window: the daemon accepts a signature whose time is that far from its clock,
+    /// so a message row stored that long before `since` may still hold a signature made after it.
+    RecentSignatures { since: i64, max_skew_ms: i64 },
     /// The context snapshot of `agent` -> [`QueryResult::ContextSnapshot`].
     ContextSnapshot { agent: String },
     /// `(sender, SEND id)` of the newest `limit` unsigned messages stored at or after `since`

@@ -30,6 +30,7 @@ suite!(
     proposals_upsert_list_and_prune,
     signatures_record_query_and_prune,
     signed_message_rows_count_as_recent_signatures,
+    a_signer_clock_ahead_by_up_to_the_window_is_still_found,
     owed_broadcasts_are_replaced_listed_and_pruned,
     recent_send_ids_are_the_newest_unsigned_rows,
 );
@@ -870,19 +871,46 @@ async fn signed_message_rows_count_as_recent_signatures(f: Fixture) -> TestResul
         v.sort_by_key(|(_, _, t)| *t);
         v
     };
-    assert_eq!(sorted(f.store.recent_signatures(500).await?), expected);
     assert_eq!(
-        sorted(f.store.recent_signatures(1_100).await?),
+        sorted(f.store.recent_signatures(500, 300_000).await?),
+        expected
+    );
+    assert_eq!(
+        sorted(f.store.recent_signatures(1_100, 300_000).await?),
         expected[1..]
     );
-    assert!(f.store.recent_signatures(2_000).await?.is_empty());
+    assert!(f.store.recent_signatures(2_000, 300_000).await?.is_empty());
 
     f.store.write(WriteOp::RemoveAgent {
         name: "Alice".into(),
         remove_messages: true,
     })?;
     assert_eq!(f.store.message_by_id_prefix("row-1").await?, None);
-    assert_eq!(sorted(f.store.recent_signatures(500).await?), expected);
+    assert_eq!(
+        sorted(f.store.recent_signatures(500, 300_000).await?),
+        expected
+    );
+    Ok(())
+}
+
+/// A signer whose clock ran ahead of the daemon's (by less than the replay window) made a
+/// signature later than the row holding it was stored: the row is still found when it is older
+/// than `since` by up to the window.
+async fn a_signer_clock_ahead_by_up_to_the_window_is_still_found(f: Fixture) -> TestResult {
+    let hour = 3_600_000;
+    let t = 10 * hour;
+    let mut row = msg("ahead", t - 50 * 60_000, "Alice", "Bob"); // stored 50 minutes before t
+    row.source_id = Some("send-ahead".into());
+    row.sig = SignatureJson::from_text(format!(
+        r#"{{"s":"{}","k":"00112233445566ff","t":{t},"a":"hmac-sha256","m":"send-ahead"}}"#,
+        "ab".repeat(32)
+    ));
+    insert(&f, row)?;
+    let since = t - 10 * 60_000;
+    assert_eq!(
+        f.store.recent_signatures(since, hour).await?,
+        [("Alice".to_string(), "send-ahead".to_string(), t)]
+    );
     Ok(())
 }
 
@@ -894,7 +922,7 @@ async fn signatures_record_query_and_prune(f: Fixture) -> TestResult {
             t,
         })?;
     }
-    let recent = f.store.recent_signatures(150).await?;
+    let recent = f.store.recent_signatures(150, 300_000).await?;
     assert_eq!(
         recent,
         [
@@ -903,7 +931,7 @@ async fn signatures_record_query_and_prune(f: Fixture) -> TestResult {
         ]
     );
     f.store.write(WriteOp::PruneSignatures { before: 250 })?;
-    assert_eq!(f.store.recent_signatures(0).await?.len(), 1);
+    assert_eq!(f.store.recent_signatures(0, 300_000).await?.len(), 1);
     Ok(())
 }
 

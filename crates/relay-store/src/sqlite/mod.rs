@@ -44,10 +44,6 @@ const AGENT_COLUMNS: &str = "name, entity_type, cli, program, model, task, worki
     team, display_name, first_seen, last_seen, messages_sent, messages_received";
 
 /// SQL condition selecting rows that retention may delete / that are not pending.
-/// How much older than the replay window a message row may be and still carry a signature
-/// inside it (the row's time is the daemon's, the signature's the signer's).
-const SIG_ROW_SLACK_MS: i64 = 600_000;
-
 const NOT_PENDING_SQL: &str = "(status NOT IN ('unread', 'read') OR substr(recipient, 1, 1) = '#')";
 
 /// Durable storage in a SQLite database file.
@@ -465,7 +461,7 @@ impl Backend for SqliteBackend {
             Query::Agents => QueryResult::Agents(self.agents()?),
             Query::ChannelMemberships => QueryResult::Memberships(self.channel_memberships()?),
             Query::Proposals => QueryResult::Proposals(self.proposals()?),
-            Query::RecentSignatures { since } => {
+            Query::RecentSignatures { since, max_skew_ms } => {
                 let mut stmt = self.conn.prepare_cached(
                     "SELECT signer, m, t FROM signature_replay WHERE t >= ?1 ORDER BY t",
                 )?;
@@ -474,11 +470,11 @@ impl Backend for SqliteBackend {
                     .collect::<Result<Vec<_>, _>>()?;
                 // Signed messages that were stored keep their `_sig` in the row instead. A
                 // signature's time is within the replay window of the daemon's clock when the
-                // row is written, so rows older than that by more than the slack cannot hold one.
+                // row is written, so rows older than `since` by more than that cannot hold one.
                 for_each_signed_row(
                     &self.conn,
                     "WHERE ts >= ?1 AND sig IS NOT NULL",
-                    since.saturating_sub(SIG_ROW_SLACK_MS),
+                    since.saturating_sub((*max_skew_ms).max(0)),
                     |signer, m, t| {
                         if t >= *since {
                             rows.push((signer, m, t));
