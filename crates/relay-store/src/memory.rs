@@ -242,6 +242,8 @@ impl MemoryBackend {
             WriteOp::RemoveAgent {
                 name,
                 remove_messages,
+                signatures_since,
+                ..
             } => {
                 self.agents.remove(name);
                 self.sessions.retain(|_, (_, s)| &s.agent_name != name);
@@ -261,7 +263,9 @@ impl MemoryBackend {
                             continue;
                         };
                         if let Some((m, t)) = signed_id_and_time(row) {
-                            self.signatures.entry((row.from.clone(), m)).or_insert(t);
+                            if t >= *signatures_since {
+                                self.signatures.entry((row.from.clone(), m)).or_insert(t);
+                            }
                         }
                     }
                     for k in doomed {

@@ -387,8 +387,16 @@ pub enum WriteOp {
     /// stored and the new value.
     UpsertAgent(AgentRecord),
     /// Delete an agent, its sessions and its channel memberships; when
-    /// `remove_messages` is set also every message from or to it.
-    RemoveAgent { name: String, remove_messages: bool },
+    /// `remove_messages` is set also every message from or to it. The signatures those
+    /// messages hold that were made at or after `signatures_since` are kept in the replay
+    /// table first (older ones cannot be replayed any more); `max_skew_ms` is the replay
+    /// window, as in [`Query::RecentSignatures`].
+    RemoveAgent {
+        name: String,
+        remove_messages: bool,
+        signatures_since: i64,
+        max_skew_ms: i64,
+    },
     /// Join a channel. Idempotent: re-joining (in any letter case) keeps the
     /// original row.
     JoinChannel(ChannelMembership),

@@ -474,7 +474,7 @@ impl Backend for SqliteBackend {
                 for_each_signed_row(
                     &self.conn,
                     "WHERE ts >= ?1 AND sig IS NOT NULL",
-                    since.saturating_sub((*max_skew_ms).max(0)),
+                    [since.saturating_sub((*max_skew_ms).max(0))],
                     |signer, m, t| {
                         if t >= *since {
                             rows.push((signer, m, t));

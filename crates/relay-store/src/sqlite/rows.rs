@@ -87,17 +87,17 @@ pub(super) fn signature_text(text: &[u8]) -> Option<SignatureJson> {
 }
 
 /// Calls `each(sender, m, t)` for the signed message rows that `filter` (a WHERE clause with
-/// one parameter) selects, as they are read. Rows whose signature cannot be read are skipped.
+/// `params`) selects, as they are read. Rows whose signature cannot be read are skipped.
 pub(super) fn for_each_signed_row(
     conn: &Connection,
     filter: &str,
-    param: impl rusqlite::ToSql,
+    params: impl rusqlite::Params,
     mut each: impl FnMut(String, String, i64) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT sender, sig, source_id FROM messages {filter}"
     ))?;
-    let mut rows = stmt.query([param])?;
+    let mut rows = stmt.query(params)?;
     while let Some(row) = rows.next()? {
         let id_and_time = match row.get_ref(1)? {
             ValueRef::Text(text) => signature_text(text).and_then(|sig| sig.signed_id_and_time()),

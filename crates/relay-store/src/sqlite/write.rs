@@ -129,6 +129,8 @@ pub(super) fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError
         WriteOp::RemoveAgent {
             name,
             remove_messages,
+            signatures_since,
+            max_skew_ms,
         } => {
             conn.prepare_cached("DELETE FROM agents WHERE name = ?1")?
                 .execute([name])?;
@@ -145,10 +147,12 @@ pub(super) fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError
                 )?;
                 for_each_signed_row(
                     conn,
-                    "WHERE (sender = ?1 OR recipient = ?1) AND sig IS NOT NULL",
-                    name,
+                    "WHERE (sender = ?1 OR recipient = ?1) AND sig IS NOT NULL AND ts >= ?2",
+                    params![name, signatures_since.saturating_sub((*max_skew_ms).max(0))],
                     |signer, m, t| {
-                        remember.execute(params![signer, m, t])?;
+                        if t >= *signatures_since {
+                            remember.execute(params![signer, m, t])?;
+                        }
                         Ok(())
                     },
                 )?;
