@@ -69,7 +69,9 @@ pub use keystore::{
     RetiredKey,
 };
 pub use message::{original_target, signed_type, signing_bytes_for, SignedFields, DOMAIN_TAG};
-pub use replay::{ReplayCache, ReplayEntry, DEFAULT_REPLAY_CAPACITY};
+pub use replay::{
+    PrehashedKeyHasher, PrehashedKeys, ReplayCache, ReplayEntry, DEFAULT_REPLAY_CAPACITY,
+};
 pub use signature::{Algorithm, Signature, SignatureRef, UnknownAlgorithm};
 pub use verify::{
     sign, sign_into, verify, verify_delivered, KeyLookup, KeyStatus, SharedSecret,

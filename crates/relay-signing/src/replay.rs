@@ -30,12 +30,16 @@ pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
 /// Entries the cache keeps room for however quiet it gets (a few hundred KiB).
 const MIN_KEPT_CAPACITY: usize = 4096;
 
-/// The hasher of [`ReplayCache`]'s map: its keys are uniformly distributed
-/// 64-bit keyed hashes, used as their own hash.
+/// The hasher of maps and sets whose keys are keyed hashes already (uniformly distributed
+/// `u64` or `u128`), such as [`ReplayCache`]'s: a key's (low) 64 bits serve as its hash instead
+/// of hashing it a second time.
 #[derive(Debug, Default, Clone, Copy)]
-struct PairHashHasher(u64);
+pub struct PrehashedKeyHasher(u64);
 
-impl Hasher for PairHashHasher {
+/// Builds [`PrehashedKeyHasher`]s.
+pub type PrehashedKeys = BuildHasherDefault<PrehashedKeyHasher>;
+
+impl Hasher for PrehashedKeyHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -44,8 +48,12 @@ impl Hasher for PairHashHasher {
         self.0 = n;
     }
 
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+
     fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed (through `write_u64`); fold anything else in anyway.
+        // Only `u64` and `u128` keys are expected; fold anything else in anyway.
         for &b in bytes {
             self.0 = self.0.rotate_left(8) ^ u64::from(b);
         }
@@ -70,7 +78,7 @@ pub struct ReplayCache {
     keys: RandomState,
     /// Pair hash → signing time. The keys are keyed hashes already, so the
     /// map uses them as they are instead of hashing them a second time.
-    seen: HashMap<u64, u64, BuildHasherDefault<PairHashHasher>>,
+    seen: HashMap<u64, u64, PrehashedKeys>,
     /// (pair hash, signing time) in insertion order.
     order: VecDeque<(u64, u64)>,
     floor: Option<u64>,

@@ -14,7 +14,7 @@
 //! forgotten, so a daemon that sees many short-lived senders stays bounded.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, Hasher, RandomState};
 
 /// Senders no longer connected whose windows are kept.
 pub(crate) const MAX_ABSENT_SENDERS: usize = 1024;
@@ -25,29 +25,8 @@ pub(crate) const MAX_ABSENT_IDS: usize = 1_000_000;
 /// A message id as the windows keep it: its 128-bit keyed hash ([`SendDedupe::key`]).
 pub(crate) type IdKey = u128;
 
-/// Hasher of the windows' sets and maps: the keys are keyed hashes already, so their low 64
-/// bits serve as their hash instead of hashing them a second time.
-#[derive(Debug, Default, Clone, Copy)]
-struct IdKeyHasher(u64);
-
-impl Hasher for IdKeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u128` keys are hashed (through `write_u128`); fold anything else in anyway.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-}
-
-type IdKeyBuild = BuildHasherDefault<IdKeyHasher>;
+/// Hasher of the windows' sets and maps: the keys are keyed hashes already.
+type IdKeyBuild = relay_signing::PrehashedKeys;
 
 /// What the windows know of a sender's message id.
 #[derive(Debug, PartialEq, Eq)]
