@@ -359,11 +359,10 @@ pub async fn run(
     .await?;
     let signing = match verifier {
         Some(verifier) => {
-            let window_ms = shared.config.signing.replay_window_secs as i64 * 1000;
             let recent = startup_read(
                 "recent signatures",
                 STARTUP_READ_DEADLINE,
-                store.recent_signatures(relay_protocol::now_ms() as i64 - window_ms, window_ms),
+                store.recent_signatures(crate::signing::replayable_now(&shared.config.signing)),
             )
             .await?;
             if shared.config.signing.shared_secret.is_empty() {

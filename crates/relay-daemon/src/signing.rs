@@ -27,6 +27,13 @@ use relay_signing::{
     SignatureRef,
 };
 
+/// The signatures a replay could still use now (made within the replay window), as the store
+/// selects them: what a restart reloads, and what removing an agent's messages keeps.
+pub fn replayable_now(config: &SigningSection) -> relay_store::SignatureHorizon {
+    let window_ms = config.replay_window_secs as i64 * 1000;
+    relay_store::SignatureHorizon::of_window(relay_protocol::now_ms() as i64, window_ms)
+}
+
 /// What to do with messages that carry no signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requirement {

@@ -16,7 +16,8 @@ use crate::metrics::{MetricsCell, StoreMetrics};
 use crate::sqlite::SqliteBackend;
 use crate::types::{
     AgentRecord, ChannelMembership, ContextSnapshot, MessageQuery, OwedBroadcast, ProposalRecord,
-    Query, QueryResult, SeqSeed, SessionRecord, StoreStats, StoredMessage, WriteOp,
+    Query, QueryResult, SeqSeed, SessionRecord, SignatureHorizon, StoreStats, StoredMessage,
+    WriteOp,
 };
 use crate::writer::{Command, Core, Writer};
 
@@ -335,17 +336,12 @@ impl StoreHandle {
         }
     }
 
-    /// `(signer, message id, signing time)` of signatures made at or after `since`, by signers
-    /// whose clocks were up to `max_skew_ms` (the replay window) off the daemon's.
+    /// `(signer, message id, signing time)` of the signatures that can still be replayed.
     pub async fn recent_signatures(
         &self,
-        since: i64,
-        max_skew_ms: i64,
+        replayable: SignatureHorizon,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        match self
-            .query(Query::RecentSignatures { since, max_skew_ms })
-            .await?
-        {
+        match self.query(Query::RecentSignatures(replayable)).await? {
             QueryResult::Signatures(rows) => Ok(rows),
             other => Err(unexpected("Signatures", &other)),
         }

@@ -85,5 +85,6 @@ pub use sqlite::SqliteBackend;
 pub use types::{
     is_channel_recipient, member_key, now_ms, AgentRecord, ChannelMembership, ContextSnapshot,
     MessageQuery, MessageStatus, Order, OwedBroadcast, ParseStatusError, ProposalRecord, Query,
-    QueryResult, SeqSeed, SessionRecord, SignatureJson, StoreStats, StoredMessage, WriteOp,
+    QueryResult, SeqSeed, SessionRecord, SignatureHorizon, SignatureJson, StoreStats,
+    StoredMessage, WriteOp,
 };

@@ -242,8 +242,7 @@ impl MemoryBackend {
             WriteOp::RemoveAgent {
                 name,
                 remove_messages,
-                signatures_since,
-                ..
+                replayable,
             } => {
                 self.agents.remove(name);
                 self.sessions.retain(|_, (_, s)| &s.agent_name != name);
@@ -263,7 +262,7 @@ impl MemoryBackend {
                             continue;
                         };
                         if let Some((m, t)) = signed_id_and_time(row) {
-                            if t >= *signatures_since {
+                            if replayable.admits(t) {
                                 self.signatures.entry((row.from.clone(), m)).or_insert(t);
                             }
                         }
@@ -498,15 +497,15 @@ impl Backend for MemoryBackend {
             }
             Query::Proposals => QueryResult::Proposals(self.proposals.values().cloned().collect()),
             // Every row is looked at: no skew needs allowing for.
-            Query::RecentSignatures { since, .. } => QueryResult::Signatures(
+            Query::RecentSignatures(replayable) => QueryResult::Signatures(
                 self.signatures
                     .iter()
-                    .filter(|(_, t)| **t >= *since)
+                    .filter(|(_, t)| replayable.admits(**t))
                     .map(|((s, m), t)| (s.clone(), m.clone(), *t))
                     // Stored signed messages carry their signature in the row.
                     .chain(self.messages.values().filter_map(|row| {
                         let (m, t) = signed_id_and_time(row)?;
-                        (t >= *since).then(|| (row.from.clone(), m, t))
+                        replayable.admits(t).then(|| (row.from.clone(), m, t))
                     }))
                     .collect(),
             ),

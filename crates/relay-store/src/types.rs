@@ -388,14 +388,12 @@ pub enum WriteOp {
     UpsertAgent(AgentRecord),
     /// Delete an agent, its sessions and its channel memberships; when
     /// `remove_messages` is set also every message from or to it. The signatures those
-    /// messages hold that were made at or after `signatures_since` are kept in the replay
-    /// table first (older ones cannot be replayed any more); `max_skew_ms` is the replay
-    /// window, as in [`Query::RecentSignatures`].
+    /// messages hold that can still be replayed (`replayable`) are kept in the replay table
+    /// first.
     RemoveAgent {
         name: String,
         remove_messages: bool,
-        signatures_since: i64,
-        max_skew_ms: i64,
+        replayable: SignatureHorizon,
     },
     /// Join a channel. Idempotent: re-joining (in any letter case) keeps the
     /// original row.
@@ -417,6 +415,35 @@ pub enum WriteOp {
     SetOwed(OwedBroadcast),
     /// Forget owed broadcasts last updated before this time.
     PruneOwed { before: i64 },
+}
+
+/// Which signatures can still be replayed: those made at or after `since`. `max_skew_ms` is the
+/// replay window: the daemon accepts a signature whose time is that far from its clock, so a
+/// message row stored that long before `since` may still hold a signature made after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureHorizon {
+    pub since: i64,
+    pub max_skew_ms: i64,
+}
+
+impl SignatureHorizon {
+    /// What a replay window of `window_ms` leaves replayable at `now_ms`.
+    pub fn of_window(now_ms: i64, window_ms: i64) -> SignatureHorizon {
+        SignatureHorizon {
+            since: now_ms - window_ms,
+            max_skew_ms: window_ms,
+        }
+    }
+
+    /// Whether a signature made at `t` can still be replayed.
+    pub fn admits(&self, t: i64) -> bool {
+        t >= self.since
+    }
+
+    /// The earliest time a message row holding such a signature can have been stored.
+    pub fn earliest_row_ts(&self) -> i64 {
+        self.since.saturating_sub(self.max_skew_ms.max(0))
+    }
 }
 
 /// A broadcast that some recipients refused for now (NACK BUSY): who is still owed it. The
@@ -505,10 +532,8 @@ pub enum Query {
     Stats,
     /// Every stored consensus proposal, sorted by id -> [`QueryResult::Proposals`].
     Proposals,
-    /// Signatures made at or after `since` -> [`QueryResult::Signatures`]. `max_skew_ms` is
-    /// the replay window: the daemon accepts a signature whose time is that far from its clock,
-    /// so a message row stored that long before `since` may still hold a signature made after it.
-    RecentSignatures { since: i64, max_skew_ms: i64 },
+    /// Signatures that can still be replayed -> [`QueryResult::Signatures`].
+    RecentSignatures(SignatureHorizon),
     /// The context snapshot of `agent` -> [`QueryResult::ContextSnapshot`].
     ContextSnapshot { agent: String },
     /// `(sender, SEND id)` of the newest `limit` unsigned messages stored at or after `since`

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use relay_store::{
-    ChannelMembership, MessageQuery, MessageStatus, Order, OwedBroadcast, SignatureJson,
-    StoreError, StoreStats, WriteOp,
+    ChannelMembership, MessageQuery, MessageStatus, Order, OwedBroadcast, SignatureHorizon,
+    SignatureJson, StoreError, StoreStats, WriteOp,
 };
 
 suite!(
@@ -34,6 +34,11 @@ suite!(
     owed_broadcasts_are_replaced_listed_and_pruned,
     recent_send_ids_are_the_newest_unsigned_rows,
 );
+
+/// Signatures made at or after `since`, by signers up to `max_skew_ms` off the daemon's clock.
+fn horizon(since: i64, max_skew_ms: i64) -> SignatureHorizon {
+    SignatureHorizon { since, max_skew_ms }
+}
 
 fn insert(f: &Fixture, m: relay_store::StoredMessage) -> Result<(), StoreError> {
     f.store.write(WriteOp::InsertMessage(m))
@@ -551,8 +556,7 @@ async fn remove_agent_with_and_without_messages(f: Fixture) -> TestResult {
     f.store.write(WriteOp::RemoveAgent {
         name: "alice".into(),
         remove_messages: false,
-        signatures_since: 0,
-        max_skew_ms: 0,
+        replayable: horizon(0, 0),
     })?;
     let agents = f.store.agents().await?;
     assert_eq!(agents.len(), 1);
@@ -567,8 +571,7 @@ async fn remove_agent_with_and_without_messages(f: Fixture) -> TestResult {
     f.store.write(WriteOp::RemoveAgent {
         name: "bob".into(),
         remove_messages: true,
-        signatures_since: 0,
-        max_skew_ms: 0,
+        replayable: horizon(0, 0),
     })?;
     assert!(f.store.agents().await?.is_empty());
     assert!(f.store.channel_memberships().await?.is_empty());
@@ -876,26 +879,29 @@ async fn signed_message_rows_count_as_recent_signatures(f: Fixture) -> TestResul
         v
     };
     assert_eq!(
-        sorted(f.store.recent_signatures(500, 300_000).await?),
+        sorted(f.store.recent_signatures(horizon(500, 300_000)).await?),
         expected
     );
     assert_eq!(
-        sorted(f.store.recent_signatures(1_100, 300_000).await?),
+        sorted(f.store.recent_signatures(horizon(1_100, 300_000)).await?),
         expected[1..]
     );
-    assert!(f.store.recent_signatures(2_000, 300_000).await?.is_empty());
+    assert!(f
+        .store
+        .recent_signatures(horizon(2_000, 300_000))
+        .await?
+        .is_empty());
 
     // Removing Alice's messages keeps the signatures they hold that can still be replayed
     // (made at or after 1,100 here) in the replay table; the older one goes with its row.
     f.store.write(WriteOp::RemoveAgent {
         name: "Alice".into(),
         remove_messages: true,
-        signatures_since: 1_100,
-        max_skew_ms: 300_000,
+        replayable: horizon(1_100, 300_000),
     })?;
     assert_eq!(f.store.message_by_id_prefix("row-1").await?, None);
     assert_eq!(
-        sorted(f.store.recent_signatures(500, 300_000).await?),
+        sorted(f.store.recent_signatures(horizon(500, 300_000)).await?),
         expected[1..]
     );
     Ok(())
@@ -916,7 +922,7 @@ async fn a_signer_clock_ahead_by_up_to_the_window_is_still_found(f: Fixture) -> 
     insert(&f, row)?;
     let since = t - 10 * 60_000;
     assert_eq!(
-        f.store.recent_signatures(since, hour).await?,
+        f.store.recent_signatures(horizon(since, hour)).await?,
         [("Alice".to_string(), "send-ahead".to_string(), t)]
     );
     Ok(())
@@ -930,7 +936,7 @@ async fn signatures_record_query_and_prune(f: Fixture) -> TestResult {
             t,
         })?;
     }
-    let recent = f.store.recent_signatures(150, 300_000).await?;
+    let recent = f.store.recent_signatures(horizon(150, 300_000)).await?;
     assert_eq!(
         recent,
         [
@@ -939,7 +945,10 @@ async fn signatures_record_query_and_prune(f: Fixture) -> TestResult {
         ]
     );
     f.store.write(WriteOp::PruneSignatures { before: 250 })?;
-    assert_eq!(f.store.recent_signatures(0, 300_000).await?.len(), 1);
+    assert_eq!(
+        f.store.recent_signatures(horizon(0, 300_000)).await?.len(),
+        1
+    );
     Ok(())
 }
 

@@ -64,8 +64,10 @@ async fn snapshot_goes_with_its_agent(f: Fixture) -> TestResult {
     f.store.write(WriteOp::RemoveAgent {
         name: "Gone".into(),
         remove_messages: false,
-        signatures_since: 0,
-        max_skew_ms: 0,
+        replayable: relay_store::SignatureHorizon {
+            since: 0,
+            max_skew_ms: 0,
+        },
     })?;
     assert_eq!(f.store.context_snapshot("Gone").await?, None);
     Ok(())

@@ -362,12 +362,10 @@ impl Router {
                 }
             });
         }
-        let window_ms = self.shared.config.signing.replay_window_secs as i64 * 1000;
         self.store_write(WriteOp::RemoveAgent {
             name: p.name.clone(),
             remove_messages,
-            signatures_since: relay_protocol::now_ms() as i64 - window_ms,
-            max_skew_ms: window_ms,
+            replayable: crate::signing::replayable_now(&self.shared.config.signing),
         });
         RemoveAgentResponsePayload {
             success: true,

@@ -461,12 +461,14 @@ impl Backend for SqliteBackend {
             Query::Agents => QueryResult::Agents(self.agents()?),
             Query::ChannelMemberships => QueryResult::Memberships(self.channel_memberships()?),
             Query::Proposals => QueryResult::Proposals(self.proposals()?),
-            Query::RecentSignatures { since, max_skew_ms } => {
+            Query::RecentSignatures(replayable) => {
                 let mut stmt = self.conn.prepare_cached(
                     "SELECT signer, m, t FROM signature_replay WHERE t >= ?1 ORDER BY t",
                 )?;
                 let mut rows = stmt
-                    .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .query_map([replayable.since], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
                     .collect::<Result<Vec<_>, _>>()?;
                 // Signed messages that were stored keep their `_sig` in the row instead. A
                 // signature's time is within the replay window of the daemon's clock when the
@@ -474,9 +476,9 @@ impl Backend for SqliteBackend {
                 for_each_signed_row(
                     &self.conn,
                     "WHERE ts >= ?1 AND sig IS NOT NULL",
-                    [since.saturating_sub((*max_skew_ms).max(0))],
+                    [replayable.earliest_row_ts()],
                     |signer, m, t| {
-                        if t >= *since {
+                        if replayable.admits(t) {
                             rows.push((signer, m, t));
                         }
                         Ok(())

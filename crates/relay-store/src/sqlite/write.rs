@@ -129,8 +129,7 @@ pub(super) fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError
         WriteOp::RemoveAgent {
             name,
             remove_messages,
-            signatures_since,
-            max_skew_ms,
+            replayable,
         } => {
             conn.prepare_cached("DELETE FROM agents WHERE name = ?1")?
                 .execute([name])?;
@@ -148,9 +147,9 @@ pub(super) fn apply_op(conn: &Connection, op: &WriteOp) -> Result<(), StoreError
                 for_each_signed_row(
                     conn,
                     "WHERE (sender = ?1 OR recipient = ?1) AND sig IS NOT NULL AND ts >= ?2",
-                    params![name, signatures_since.saturating_sub((*max_skew_ms).max(0))],
+                    params![name, replayable.earliest_row_ts()],
                     |signer, m, t| {
-                        if t >= *signatures_since {
+                        if replayable.admits(t) {
                             remember.execute(params![signer, m, t])?;
                         }
                         Ok(())
